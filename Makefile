@@ -1,0 +1,105 @@
+# Makefile — builds moco-train (and later mocod, mococtl) and runs the tests.
+#
+#   make                  build build/bin/moco-train (installs missing Debian packages first)
+#   make test             build and run every test (C unit tests, then PyTorch comparisons)
+#   make demo             MoCo v2 pretraining of the demo recipe on the shipped images (CPU)
+#   make bench            benchmarks against PyTorch and libjpeg-turbo (see docs/performance.md)
+#   make SANITIZE=address | SANITIZE=undefined   instrumented build under build/san-<kind>/
+#
+# Sources are found by folder: every .c under common/ kernels/ data/ train/ goes into
+# libmoco.a except *_main.c files, which are programs. tests/c/test_*.c are cmocka tests, one
+# binary each; tests/python/test_*.py run under Debian's python3 with pytest.
+
+CC      ?= gcc
+PYTHON  := /usr/bin/python3
+OPT     ?= -O3 -march=x86-64-v2 -mtune=native
+CFLAGS  := $(OPT) -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -I. \
+           -I/usr/include/x86_64-linux-gnu $(EXTRA_CFLAGS)
+LDLIBS  := -lturbojpeg -lpng -lyaml -lcjson -lopenblas -lpthread -lm
+LDFLAGS := -fopenmp
+
+ifeq ($(SANITIZE),)
+BUILD := build
+else
+BUILD := build/san-$(SANITIZE)
+CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+LIB_SRCS  := $(filter-out %_main.c,$(wildcard common/*.c kernels/cpu/*.c kernels/reference/*.c \
+               data/*.c train/*.c))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+TEST_SRCS := $(wildcard tests/c/test_*.c)
+TEST_BINS := $(TEST_SRCS:tests/c/%.c=$(BUILD)/tests/%)
+TOOL_SRCS := $(wildcard tests/tools/*_main.c)
+TOOL_BINS := $(TOOL_SRCS:tests/tools/%_main.c=$(BUILD)/tests/tools/%)
+BENCH_SRCS := $(wildcard bench/*_main.c)
+BENCH_BINS := $(BENCH_SRCS:bench/%_main.c=$(BUILD)/bin/%)
+
+# ---- optional parts: probed and reported, never required by the CPU build ----------------
+NVCC  := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+CUDNN := $(shell ls /usr/local/cuda/include/cudnn.h /usr/include/cudnn.h /usr/include/x86_64-linux-gnu/cudnn.h 2>/dev/null | head -n1)
+NCCL  := $(shell ls /usr/local/cuda/include/nccl.h /usr/include/nccl.h 2>/dev/null | head -n1)
+MPICC := $(shell command -v mpicc 2>/dev/null)
+
+.PHONY: all deps test-deps test test-c test-python demo bench probe clean
+.DEFAULT_GOAL := all
+
+all: deps probe $(BUILD)/bin/moco-train $(BENCH_BINS)
+
+deps:
+	@scripts/install-deps.sh
+test-deps:
+	@scripts/install-deps.sh --test
+
+probe:
+	@echo "moco: optional parts: nvcc=$(if $(NVCC),$(NVCC),not found) cudnn=$(if $(CUDNN),$(CUDNN),not found) nccl=$(if $(NCCL),$(NCCL),not found) mpi=$(if $(MPICC),$(MPICC),not found)"
+	@echo "moco: building the CPU backend (OpenBLAS + OpenMP)$(if $(SANITIZE), with -fsanitize=$(SANITIZE),)"
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libmoco.a: $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/moco-train: $(BUILD)/obj/train/moco_train_main.o $(BUILD)/libmoco.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/bin/%: $(BUILD)/obj/bench/%_main.o $(BUILD)/libmoco.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%_main.o $(BUILD)/libmoco.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/c/%.o $(BUILD)/libmoco.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+
+# ---- tests ----------------------------------------------------------------------------------
+test: test-deps all $(TEST_BINS) $(TOOL_BINS)
+	@$(MAKE) --no-print-directory test-c
+	@$(MAKE) --no-print-directory test-python
+
+test-c: $(TEST_BINS)
+	@fail=0; for t in $(TEST_BINS); do echo "== $$t"; $$t || fail=1; done; \
+	 if [ $$fail -ne 0 ]; then echo "moco: C tests FAILED"; exit 1; fi
+
+test-python: $(TOOL_BINS)
+	MOCO_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/python $(PYTEST_ARGS)
+
+# ---- demo and benchmarks -------------------------------------------------------------------
+demo: all
+	$(BUILD)/bin/moco-train pretrain --config configs/demo_moco_v2_cifar10_small.yaml $(DEMO_ARGS)
+
+bench: all
+	bench/run_all.sh
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJS:.o=.d) $(TEST_BINS:$(BUILD)/tests/%=$(BUILD)/obj/tests/c/%.d)
