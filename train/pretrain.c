@@ -1,0 +1,253 @@
+/* pretrain.c — the MoCo pretraining loop (the equivalent of the official main_moco.py).
+ *
+ * Per step: the loader hands two augmented views of a batch, the key-shuffle permutation is
+ * drawn from the stream (seed, "shuffle", step), moco_train_step runs the official step, and
+ * metrics go to stderr (progress line) and the event stream. Per epoch the learning rate is
+ * set by the schedule, and checkpoints are written every checkpoint.every_epochs and at the
+ * end. SIGTERM/SIGINT stop cleanly after the current step with a checkpoint to resume from,
+ * so nothing is lost when the daemon pauses a job or a user presses Ctrl-C.
+ */
+#include "train/pretrain.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "data/loader.h"
+#include "data/rng.h"
+#include "kernels/kernels.h"
+#include "train/checkpoint.h"
+#include "train/config.h"
+#include "train/events.h"
+#include "train/moco.h"
+#include "train/optim.h"
+#include "train/progress.h"
+
+/* Stream id of the key-shuffle permutations, distinct from the data streams (epoch, sample). */
+#define SHUFFLE_STREAM 0x5348554646ULL
+
+static volatile sig_atomic_t stop_requested;
+
+static void request_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void install_stop_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = request_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+/* Running means over the steps since the last report. */
+typedef struct {
+    double loss, correct1, correct5, rows;
+    int steps;
+} MetricWindow;
+
+static void window_add(MetricWindow *w, const MocoStepStats *s)
+{
+    w->loss += s->loss;
+    w->correct1 += s->correct1;
+    w->correct5 += s->correct5;
+    w->rows += s->n;
+    w->steps++;
+}
+
+static void emit_metric(const MetricWindow *w, double lr, double images_per_s)
+{
+    cJSON *e = event_new("metric");
+    cJSON_AddNumberToObject(e, "lr", lr);
+    cJSON_AddNumberToObject(e, "loss", w->loss / w->steps);
+    cJSON_AddNumberToObject(e, "acc1", 100.0 * w->correct1 / w->rows);
+    cJSON_AddNumberToObject(e, "acc5", 100.0 * w->correct5 / w->rows);
+    cJSON_AddNumberToObject(e, "images_per_s", images_per_s);
+    events_emit(e);
+}
+
+static void save_checkpoint(Moco *m, const JobConfig *cfg, const CheckpointCursor *cur)
+{
+    char path[CONFIG_PATH_MAX + 256];
+    checkpoint_save(m, cfg, cur, path, sizeof path);
+    cJSON *e = event_new("checkpoint");
+    cJSON_AddStringToObject(e, "path", path);
+    events_emit(e);
+    fprintf(stderr, "checkpoint: %s\n", path);
+}
+
+static void open_train_folder(const JobConfig *cfg, ImageFolder *folder)
+{
+    char err[1024];
+    if (!cfg->data.train[0]) die("data.train is not set: name the training image folder (root/<class>/<images>)");
+    if (image_folder_open(cfg->data.train, folder, err, sizeof err) != 0)
+        die("data.train: %s", err);
+    if (folder->count < cfg->optim.batch_size)
+        die("data.train (%s) has %d images, fewer than one batch of optim.batch_size=%d; "
+            "lower optim.batch_size or add images", cfg->data.train, folder->count,
+            cfg->optim.batch_size);
+}
+
+static int load_config(const CliArgs *args, const StFile *resumed, JobConfig *cfg)
+{
+    char err[2048];
+    int rc;
+    if (!args->config && resumed) {
+        /* Resuming without a config continues with the checkpoint's own resolved spec. */
+        const char *json = st_metadata(resumed, "config");
+        if (!json) die("--resume: the checkpoint holds no config; pass --config");
+        rc = config_load_json(json, cfg, err, sizeof err);
+    } else {
+        if (!args->config) die("pretrain needs --config FILE (see configs/ for recipes)");
+        rc = config_load(args->config, args->sets, args->n_sets, cfg, err, sizeof err);
+    }
+    if (rc != 0) die("%s", err);
+    if (cfg->kind != JOB_PRETRAIN) die("the config's kind is not 'pretrain'; use moco-train %s",
+                                       cfg->kind == JOB_LINCLS ? "lincls" : "knn");
+    return 0;
+}
+
+int pretrain_main(const CliArgs *args)
+{
+    char err[2048];
+    events_open(args->events_fd);
+    install_stop_handlers();
+
+    StFile resumed;
+    CheckpointCursor cur = {0, 0, 0, 0};
+    int resuming = args->resume != NULL;
+    if (resuming && checkpoint_open(args->resume, &resumed, &cur, err, sizeof err) != 0)
+        die("--resume: %s", err);
+
+    JobConfig cfg;
+    load_config(args, resuming ? &resumed : NULL, &cfg);
+    kernels_set_threads(cfg.resources.threads);
+
+    ImageFolder folder;
+    open_train_folder(&cfg, &folder);
+    int batch = cfg.optim.batch_size; /* one rank: the local batch is the global batch */
+    if (cfg.moco.k % batch != 0)
+        die("moco.k (%d) must be a multiple of optim.batch_size (%d): the queue takes whole batches of keys",
+            cfg.moco.k, batch);
+
+    LoaderConfig lc = {
+        .folder = &folder,
+        .aug = aug_config_make(cfg.data.aug == AUGSPEC_V1 ? AUG_V1 : AUG_V2, cfg.data.image_size),
+        .views = 2, .batch_size = batch, .workers = cfg.data.workers, .prefetch = 2,
+        .shuffle = 1, .drop_last = 1, .seed = cfg.seed, .rank = 0, .world = 1,
+    };
+    Loader *loader = loader_create(&lc);
+    int batches = loader_batches_per_epoch(loader);
+
+    Moco *m = moco_create(&cfg, batch);
+    if (resuming) {
+        if (moco_load_state(m, &resumed, err, sizeof err) != 0) die("--resume %s: %s", args->resume, err);
+        st_free(&resumed);
+        fprintf(stderr, "resuming at epoch %d, batch %d (step %" PRId64 ")\n", cur.next_epoch + 1,
+                cur.next_batch, cur.step);
+    }
+
+    int64_t total_steps = (int64_t)cfg.optim.epochs * batches;
+    Progress progress;
+    progress_init(&progress, total_steps);
+    events_set_position(cur.step, cur.next_epoch);
+    cJSON *start = event_new("start");
+    cJSON_AddStringToObject(start, "job", "pretrain");
+    cJSON_AddNumberToObject(start, "total_steps", (double)total_steps);
+    cJSON_AddNumberToObject(start, "steps_per_epoch", batches);
+    cJSON_AddNumberToObject(start, "images", folder.count);
+    cJSON_AddNumberToObject(start, "classes", folder.num_classes);
+    cJSON_AddStringToObject(start, "backend", kernels_backend_name());
+    cJSON_AddBoolToObject(start, "resumed", resuming);
+    events_emit(start);
+    fprintf(stderr, "pretrain: %s %s, %d images in %d classes, batch %d, K %d, %d epochs x %d steps, backend %s\n",
+            cfg.method == METHOD_MOCO_V1 ? "MoCo v1" : "MoCo v2", cfg.model.arch, folder.count,
+            folder.num_classes, batch, cfg.moco.k, cfg.optim.epochs, batches, kernels_backend_name());
+
+    int32_t *perm = xmalloc((size_t)batch * sizeof *perm);
+    int stopped = 0, mid_epoch_stop = 0;
+    for (int epoch = cur.next_epoch; epoch < cfg.optim.epochs && !stopped; epoch++) {
+        double lr = lr_for_epoch(&cfg, epoch);
+        int first = epoch == cur.next_epoch ? cur.next_batch : 0;
+        loader_start_epoch(loader, epoch, first);
+        MetricWindow window = {0}, whole = {0};
+        double epoch_start = wall_time();
+        const Batch *b;
+        while ((b = loader_next(loader)) != NULL) {
+            double t0 = wall_time();
+            Rng rng;
+            rng_init(&rng, cfg.seed, SHUFFLE_STREAM, (uint64_t)cur.step, 0);
+            rng_permutation(&rng, batch, perm);
+            MocoStepStats s = moco_train_step(m, b->view[0], b->view[1], perm, (float)lr);
+            progress_step_time(&progress, wall_time() - t0);
+            cur.step++;
+            events_set_position(cur.step, epoch);
+            window_add(&window, &s);
+            window_add(&whole, &s);
+            if (cur.step % cfg.log.print_every == 0 || b->index + 1 == batches) {
+                progress_print(&progress, epoch, cfg.optim.epochs, b->index + 1, batches, cur.step,
+                               (float)(window.loss / window.steps),
+                               (float)(100.0 * window.correct1 / window.rows),
+                               (float)(100.0 * window.correct5 / window.rows), lr, batch);
+                emit_metric(&window, lr, progress_images_per_s(&progress, batch));
+                memset(&window, 0, sizeof window);
+            }
+            int hit_max = cfg.log.max_steps > 0 && cur.step >= cfg.log.max_steps;
+            if (stop_requested || hit_max) {
+                stopped = 1;
+                if (b->index + 1 < batches) { /* mid-epoch: checkpoint here, else at epoch end */
+                    progress_break(&progress);
+                    cur.next_epoch = epoch;
+                    cur.next_batch = b->index + 1;
+                    cur.epochs_done = epoch;
+                    save_checkpoint(m, &cfg, &cur);
+                    mid_epoch_stop = 1;
+                    break;
+                }
+            }
+        }
+        if (mid_epoch_stop) break;
+        progress_break(&progress);
+        char took[32];
+        format_duration(wall_time() - epoch_start, took, sizeof took);
+        int skipped = loader_skipped(loader);
+        fprintf(stderr, "epoch %d/%d done in %s: loss %.4f  acc1 %.2f  acc5 %.2f  unreadable files skipped: %d\n",
+                epoch + 1, cfg.optim.epochs, took, whole.loss / whole.steps,
+                100.0 * whole.correct1 / whole.rows, 100.0 * whole.correct5 / whole.rows, skipped);
+        cJSON *e = event_new("log");
+        cJSON_AddStringToObject(e, "message", "epoch done");
+        cJSON_AddNumberToObject(e, "loss", whole.loss / whole.steps);
+        cJSON_AddNumberToObject(e, "acc1", 100.0 * whole.correct1 / whole.rows);
+        cJSON_AddNumberToObject(e, "acc5", 100.0 * whole.correct5 / whole.rows);
+        cJSON_AddNumberToObject(e, "skipped_files", skipped);
+        events_emit(e);
+        cur.epochs_done = epoch + 1;
+        cur.next_epoch = epoch + 1;
+        cur.next_batch = 0;
+        int last = epoch + 1 == cfg.optim.epochs;
+        if (last || stopped || (cfg.checkpoint.every_epochs > 0 && (epoch + 1) % cfg.checkpoint.every_epochs == 0))
+            save_checkpoint(m, &cfg, &cur);
+    }
+
+    if (cur.next_epoch >= cfg.optim.epochs) stopped = 0; /* stopped on the very last step: done */
+    if (stopped)
+        fprintf(stderr, "stopped at step %" PRId64 " (%s); continue with --resume %s\n", cur.step,
+                stop_requested ? "signal" : "log.max_steps", cfg.checkpoint.dir);
+    cJSON *done = event_new("done");
+    cJSON_AddStringToObject(done, "status", stopped ? "stopped" : "completed");
+    events_emit(done);
+    free(perm);
+    moco_destroy(m);
+    loader_destroy(loader);
+    image_folder_free(&folder);
+    config_free(&cfg);
+    return stopped ? PRETRAIN_EXIT_STOPPED : 0;
+}
