@@ -30,8 +30,29 @@ typedef struct {
 
 AugConfig aug_config_make(AugKind kind, int size);
 
-/* One augmented, normalized view: out is size*size*3 floats, HWC. */
+/* One augmented, normalized view: out is size*size*3 floats, HWC.
+ * Same as augment_draw_params followed by augment_apply. */
 void augment_view(const Image8 *src, const AugConfig *cfg, Rng *rng, float *out);
+
+/* Every random decision of one view, drawn up front so tests can inspect the distributions and
+ * replay a view with torchvision's functional ops. */
+typedef struct {
+    int top, left, h, w;   /* crop box in source pixels (AUG_EVAL: of the resized image) */
+    int resize_h, resize_w;/* AUG_EVAL: size after the shorter-side resize (= source when none) */
+    int jitter;            /* colour jitter applied */
+    int order[4];          /* jitter op order: 0 brightness, 1 contrast, 2 saturation, 3 hue */
+    float brightness, contrast, saturation, hue; /* jitter factors (when jitter) */
+    int gray;              /* RandomGrayscale fired */
+    float blur_sigma;      /* > 0: Gaussian blur with this sigma */
+    int flip;              /* horizontal flip */
+} AugParams;
+
+/* Draws in this order from rng: crop (torchvision's RandomResizedCrop.get_params), then per
+ * the pipeline's order: v2 jitter gate (p 0.8), permutation and factors b, c, s, h (only when
+ * applied), grayscale gate (p 0.2), blur gate (p 0.5) and sigma ~ U(0.1, 2.0), flip gate
+ * (p 0.5); v1 grayscale gate, permutation and factors (always applied), flip gate. */
+void augment_draw_params(const AugConfig *cfg, Rng *rng, int img_h, int img_w, AugParams *p);
+void augment_apply(const Image8 *src, const AugConfig *cfg, const AugParams *p, float *out);
 
 /* ---- functional ops (torchvision.transforms.functional equivalents) ---- */
 
@@ -39,11 +60,16 @@ void augment_view(const Image8 *src, const AugConfig *cfg, Rng *rng, float *out)
  * central-crop fallback. Returns top, left, height, width of the box. */
 void rrc_get_params(Rng *rng, int img_h, int img_w, float scale_min, float scale_max,
                     int *top, int *left, int *h, int *w);
-/* Crop box (may extend past the image only as torchvision allows) resized to out_h x out_w
- * with bilinear antialiased interpolation (F.resized_crop(..., antialias=True) on a tensor in
- * [0,1]); writes floats in [0,1], HWC. */
+/* Crop box resized to out_h x out_w with bilinear antialiased interpolation
+ * (F.resized_crop(..., antialias=True) on a tensor in [0,1], horizontal pass then vertical as
+ * PyTorch's separable kernel does); writes floats in [0,1], HWC. Parts of the box outside the
+ * image read as zeros, as torchvision's tensor crop pads them. */
 void resized_crop(const Image8 *src, int top, int left, int h, int w, int out_h, int out_w,
                   float *out);
+/* F.resize(img, [resize_h, resize_w], antialias=True) followed by the out_h x out_w window at
+ * (top, left) of the resized image, zeros outside it (F.center_crop pads the same way). */
+void resize_then_crop(const Image8 *src, int resize_h, int resize_w, int top, int left,
+                      int out_h, int out_w, float *out);
 /* The following work in place on float HWC RGB images in [0,1]. */
 void adjust_brightness(float *img, int h, int w, float factor);
 void adjust_contrast(float *img, int h, int w, float factor);

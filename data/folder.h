@@ -3,7 +3,8 @@
  * root/<class>/<...>/<file>: class folders sorted by name (byte order), files found
  * recursively and sorted, extensions matched case-insensitively against torchvision's
  * IMG_EXTENSIONS (.jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp); the label of a file is the
- * index of its class folder. An empty class folder keeps its index (as torchvision does).
+ * index of its class folder. An empty class folder keeps its index in the sorted class list
+ * (torchvision 0.14 refuses such a folder outright; we keep training on the others).
  */
 #ifndef MOCO_FOLDER_H
 #define MOCO_FOLDER_H

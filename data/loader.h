@@ -6,8 +6,11 @@
  * takes every world-th index starting at r) with drop_last. The randomness of each view is the
  * stream (seed, epoch, sample index, view), so thread count never changes a batch.
  *
- * An unreadable image is named in a warning on stderr with the reason and replaced by the next
- * readable sample of the epoch order; the count is reported in loader_skipped().
+ * An unreadable image is named in a warning on stderr with the reason (once per file) and
+ * replaced by the next readable sample of the epoch order; the replacement's views still use
+ * the stream of the position's own sample. loader_skipped() counts the replaced positions of
+ * the batches returned so far this epoch. If no file at all is readable, moco-train dies naming
+ * the folder.
  */
 #ifndef MOCO_LOADER_H
 #define MOCO_LOADER_H
@@ -37,6 +40,10 @@ typedef struct {
 } Batch;
 
 typedef struct Loader Loader;
+
+/* The epoch permutation is drawn from the stream (seed, epoch, 0, LOADER_PERM_STREAM), kept
+ * apart from the view streams (seed, epoch, sample, view) whose last coordinate is 0 or 1. */
+#define LOADER_PERM_STREAM 0xFFFFFFFFu
 
 Loader *loader_create(const LoaderConfig *cfg);
 void loader_destroy(Loader *l);

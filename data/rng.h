@@ -25,4 +25,7 @@ double rng_normal(Rng *r);                        /* standard normal (Box-Muller
 int rng_below(Rng *r, int n);                     /* uniform integer in [0, n), unbiased */
 void rng_permutation(Rng *r, int n, int32_t *perm); /* uniform random permutation of 0..n-1 */
 
+/* The raw block function, exposed for the known-answer test. */
+void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+
 #endif

@@ -128,7 +128,9 @@ void gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const floa
 
 /* Name of the backend and its BLAS, for progress lines and benchmarks. */
 const char *kernels_backend_name(void);
-/* Number of threads the backend's loops and BLAS use; 0 = all cores. */
+/* Number of threads the backend's loops and GEMMs use; 0 = all cores. (CPU: one OpenMP pool
+ * runs everything, GEMMs included; OpenBLAS itself is kept single-threaded so that two thread
+ * pools never compete for the cores — see kernels/cpu/cpu_internal.h.) */
 void kernels_set_threads(int threads);
 
 #endif

@@ -24,7 +24,8 @@ int bench_main(const CliArgs *args)
     char err[2048];
     if (!args->config) die("bench needs --config FILE");
     JobConfig cfg;
-    if (config_load(args->config, args->sets, args->n_sets, &cfg, err, sizeof err) != 0) die("%s", err);
+    if (config_load_ex(args->config, args->sets, args->n_sets, CONFIG_DATA_OPTIONAL, &cfg, err, sizeof err) != 0)
+        die("%s", err);
     kernels_set_threads(cfg.resources.threads);
     int steps = args->steps > 0 ? args->steps : 10;
     int n = cfg.optim.batch_size, s = cfg.data.image_size;

@@ -24,7 +24,10 @@ typedef enum { AUGSPEC_V1 = 1, AUGSPEC_V2 = 2 } AugSpec;
 typedef struct {
     JobKind kind;
     Method method;
-    struct { char arch[32]; int cifar_stem; int mlp; int dim; } model;
+    struct {
+        char arch[32]; int cifar_stem; int mlp; int dim;
+        char pretrained[CONFIG_PATH_MAX]; /* lincls/knn: checkpoint to start from ("" = none) */
+    } model;
     struct { int k; double m; double t; int shuffle_bn; int bn_splits; } moco;
     struct {
         char train[CONFIG_PATH_MAX]; char val[CONFIG_PATH_MAX];
@@ -48,6 +51,11 @@ typedef struct {
  * naming the file/key and the fix. */
 int config_load(const char *path, const char *const *overrides, int n_overrides,
                 JobConfig *out, char *err, size_t errlen);
+/* config_load with flags: CONFIG_DATA_OPTIONAL skips the rule that a job names its image
+ * folders (data.train, data.val), for `align` and `bench`, whose inputs come from elsewhere. */
+#define CONFIG_DATA_OPTIONAL 1u
+int config_load_ex(const char *path, const char *const *overrides, int n_overrides,
+                   unsigned flags, JobConfig *out, char *err, size_t errlen);
 /* Same from an in-memory JSON string (the resolved spec stored in a checkpoint). */
 int config_load_json(const char *json, JobConfig *out, char *err, size_t errlen);
 void config_free(JobConfig *c);
