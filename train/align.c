@@ -1,0 +1,126 @@
+/* align.c — alignment mode: S MoCo steps on fixed inputs, state in and everything out, so a
+ * PyTorch reference can be compared tensor by tensor. See align.h and DESIGN §4. */
+#include "train/align.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "kernels/kernels.h"
+#include "train/config.h"
+#include "train/moco.h"
+#include "train/safetensors.h"
+
+#define MAX_OVERRIDES 64
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: moco-train align --config C --state IN.safetensors "
+                    "--batch B.safetensors --out OUT.safetensors [--set key.path=value ...]\n");
+}
+
+/* im [S, N, 3, H, W] -> checks and returns the tensor. */
+static const StTensor *image_tensor(const StFile *b, const char *name)
+{
+    const StTensor *t = st_find(b, name);
+    if (!t) die("align: batch file has no '%s'", name);
+    if (t->dtype != ST_F32 || t->ndim != 5 || t->shape[2] != 3 || t->shape[3] != t->shape[4])
+        die("align: '%s' must be float32 [S, N, 3, H, W] with H == W", name);
+    return t;
+}
+
+/* One sample NCHW -> NHWC for step s. */
+static void nchw_to_nhwc(const float *src, int n, int h, int w, float *dst)
+{
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < 3; c++)
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                    dst[(((size_t)i * h + y) * w + x) * 3 + c] =
+                        src[(((size_t)i * 3 + c) * h + y) * w + x];
+}
+
+int align_main(int argc, char **argv)
+{
+    const char *config = NULL, *state = NULL, *batch = NULL, *out = NULL;
+    const char *overrides[MAX_OVERRIDES];
+    int n_over = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (i + 1 >= argc) { usage(); die("align: %s needs a value", a); }
+        if (strcmp(a, "--config") == 0) config = argv[++i];
+        else if (strcmp(a, "--state") == 0) state = argv[++i];
+        else if (strcmp(a, "--batch") == 0) batch = argv[++i];
+        else if (strcmp(a, "--out") == 0) out = argv[++i];
+        else if (strcmp(a, "--set") == 0) {
+            if (n_over == MAX_OVERRIDES) die("align: too many --set options");
+            overrides[n_over++] = argv[++i];
+        } else { usage(); die("align: unknown option '%s'", a); }
+    }
+    if (!config || !state || !batch || !out) { usage(); die("align: --config, --state, --batch and --out are required"); }
+
+    char err[1024];
+    JobConfig cfg;
+    if (config_load(config, overrides, n_over, &cfg, err, sizeof err) != 0) die("%s", err);
+    if (cfg.resources.threads > 0) kernels_set_threads(cfg.resources.threads);
+
+    StFile bf, sf;
+    if (st_load(batch, &bf, err, sizeof err) != 0) die("%s", err);
+    const StTensor *tq = image_tensor(&bf, "im_q"), *tk = image_tensor(&bf, "im_k");
+    for (int d = 0; d < 5; d++)
+        if (tq->shape[d] != tk->shape[d]) die("align: im_q and im_k have different shapes");
+    const int S = (int)tq->shape[0], N = (int)tq->shape[1], H = (int)tq->shape[3];
+    const StTensor *tp = st_find(&bf, "perm");
+    if (tp && (tp->dtype != ST_I64 || tp->ndim != 2 || tp->shape[0] != S || tp->shape[1] != N))
+        die("align: 'perm' must be int64 [S, N] = [%d, %d]", S, N);
+
+    /* Single process: the given batch is the global batch; the images set the size. */
+    cfg.optim.batch_size = N;
+    cfg.data.image_size = H;
+    Moco *m = moco_create(&cfg, N);
+    if (st_load(state, &sf, err, sizeof err) != 0) die("%s", err);
+    if (moco_load_state(m, &sf, err, sizeof err) != 0) die("align: %s: %s", state, err);
+    st_free(&sf);
+
+    const size_t per_step = (size_t)N * 3 * H * H;
+    float *imq = xaligned_alloc(per_step * sizeof(float));
+    float *imk = xaligned_alloc(per_step * sizeof(float));
+    int32_t *perm = xmalloc((size_t)N * sizeof(int32_t));
+    float *losses = xmalloc((size_t)S * sizeof(float));
+    const float lr = (float)cfg.optim.lr;
+    for (int s = 0; s < S; s++) {
+        nchw_to_nhwc((const float *)tq->data + s * per_step, N, H, H, imq);
+        nchw_to_nhwc((const float *)tk->data + s * per_step, N, H, H, imk);
+        if (tp) {
+            const int64_t *src = (const int64_t *)tp->data + (size_t)s * N;
+            for (int i = 0; i < N; i++) perm[i] = (int32_t)src[i];
+        }
+        MocoStepStats st = moco_train_step(m, imq, imk, tp ? perm : NULL, lr);
+        losses[s] = st.loss;
+        fprintf(stderr, "align: step %d/%d loss %.6f acc1 %d/%d\n", s + 1, S, st.loss,
+                st.correct1, st.n);
+    }
+
+    StWriter *w = st_writer_new();
+    int64_t sshape[1] = {S};
+    int64_t lshape[2] = {N, moco_queue_len(m) + 1}, vshape[2] = {N, moco_dim(m)};
+    st_writer_add(w, "loss", ST_F32, 1, sshape, losses);
+    st_writer_add(w, "logits", ST_F32, 2, lshape, moco_last_logits(m));
+    st_writer_add(w, "q", ST_F32, 2, vshape, moco_last_q(m));
+    st_writer_add(w, "k", ST_F32, 2, vshape, moco_last_k(m));
+    moco_write_grads(m, w);
+    moco_write_state(m, w);
+    st_writer_add_metadata(w, "format", "mocod-align");
+    if (st_writer_save(w, out, err, sizeof err) != 0) die("align: %s", err);
+    st_writer_free(w);
+
+    free(imq);
+    free(imk);
+    free(perm);
+    free(losses);
+    st_free(&bf);
+    moco_destroy(m);
+    config_free(&cfg);
+    return 0;
+}
