@@ -32,25 +32,16 @@ CASES = {
 
 
 def run_measured(cmd, env=None):
-    """Runs cmd; returns (stdout, stderr); exits with its stderr when it fails."""
-    proc = subprocess.run(cmd, capture_output=True, env=env, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"{cmd[0]} failed:\n{proc.stderr[-2000:]}")
-    return proc.stdout, proc.stderr
-
-
-def peak_rss_mib(cmd, env=None):
-    """Peak resident memory of one run of cmd, in MiB (wait4's rusage of that child alone)."""
-    pid = os.fork()
-    if pid == 0:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        os.execvpe(cmd[0], cmd, env or os.environ)
-    _, status, usage = os.wait4(pid, 0)
-    if status != 0:
-        sys.exit(f"{cmd[0]} failed with status {status}")
-    return usage.ru_maxrss / 1024.0
+    """Runs cmd once; returns (stdout, peak RSS in MiB of that process alone, from wait4)."""
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env, text=True)
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            sys.exit(f"{cmd[0]} failed:\n{err.read().decode(errors='replace')[-2000:]}")
+    return out, usage.ru_maxrss / 1024.0
 
 
 TORCH_SIDE = r"""
@@ -114,10 +105,9 @@ def main():
             arch, cifar, image, batch, k, gflop = CASES[case]
             mc = moco_cmd(case, a.steps, a.threads, config)
             tc = torch_cmd(case, a.steps, a.threads)
-            ours, _ = run_measured(mc, env)
-            theirs, _ = run_measured(tc, env)
+            ours, ours_mem = run_measured(mc, env)
+            theirs, theirs_mem = run_measured(tc, env)
             ours_ips, theirs_ips = img_per_s(ours), img_per_s(theirs)
-            ours_mem, theirs_mem = peak_rss_mib(mc, env), peak_rss_mib(tc, env)
             print(f"{case}: {arch}{' CIFAR stem' if cifar else ''} {image}x{image} batch {batch} K {k}, "
                   f"{a.threads} threads, {a.steps} timed steps")
             print(f"  moco-train {ours_ips:.2f} img/s, PyTorch {theirs_ips:.2f} img/s, "

@@ -7,6 +7,7 @@ configs are refused with messages that name the key, events are well-formed JSON
 backbone export loads into torchvision.
 """
 import json
+import math
 import os
 import signal
 import subprocess
@@ -70,9 +71,12 @@ def step_losses(events):
 
 
 def test_demo_recipe_learns(tmp_path):
-    """Two epochs of the demo recipe: top-1 among 1+K=1025 candidates must climb far above
-    chance (0.1 %). The threshold, 5 %, is 50x chance; a broken loss, gradient or queue stays
-    near chance, while a correct run reaches well above it within the first epochs."""
+    """Two epochs of the demo recipe: top-1 among 1+K=513 candidates must climb far above
+    chance (0.2 %). The threshold, 10 %, is 50x chance; a broken loss, gradient or queue stays
+    near chance, while a correct run reaches well above it in its second epoch (about 30-50 %
+    measured). Early steps are easy (the initial queue holds random vectors, far from any real
+    key) and get harder as real keys fill the queue, so the loss is not monotone; what must
+    hold is that it ends well below the uniform-guess level ln(513) = 6.24."""
     _, events, err = run_train(["pretrain", "--config", DEMO, "--set", "optim.epochs=2",
                                 "--set", f"checkpoint.dir={tmp_path / 'ckpt'}"])
     kinds = [e["kind"] for e in events]
@@ -83,9 +87,8 @@ def test_demo_recipe_learns(tmp_path):
                            for e in metrics)
     last_epoch = [e for e in metrics if e["epoch"] == 1]
     acc1 = sum(e["acc1"] for e in last_epoch) / len(last_epoch)
-    assert acc1 > 5.0, f"contrastive top-1 {acc1:.2f}% in epoch 2 is not far above chance\n{err[-2000:]}"
-    # The loss starts near ln(1025) = 6.93 for random features and must fall.
-    assert metrics[-1]["loss"] < metrics[0]["loss"] - 0.3
+    assert acc1 > 10.0, f"contrastive top-1 {acc1:.2f}% in epoch 2 is not far above chance\n{err[-2000:]}"
+    assert metrics[-1]["loss"] < math.log(513) - 0.5
     ckpts = [e for e in events if e["kind"] == "checkpoint"]
     assert len(ckpts) == 2 and Path(ckpts[-1]["path"]).exists()
     assert "ETA" in err and "img/s" in err
@@ -157,7 +160,8 @@ def test_backbone_export_loads_into_torchvision(tmp_path):
     out = tmp_path / "backbone.safetensors"
     subprocess.run([str(MOCO_TRAIN), "--export", "backbone", "--checkpoint", ckpt, "--out", out],
                    check=True)
-    state = load_torch(out)
+    state, meta = load_torch(out)
+    assert meta["format"] == "mocod-backbone"
     net = torchvision.models.resnet18()
     net.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)  # the CIFAR stem, as the official demo
     missing, unexpected = net.load_state_dict(state, strict=False)
