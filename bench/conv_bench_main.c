@@ -3,13 +3,22 @@
  * Runs forward, backward-data and backward-weight of the conv shapes of a ResNet-50 at 224x224
  * (and of the ResNet-18 CIFAR stem at 32x32), and prints each pass's GFLOP/s as a fraction of
  * cblas_sgemm's rate on a large square product measured in the same run (the named peer: the
- * best a GEMM-based convolution could hope for on this machine).
+ * best a GEMM-based convolution could hope for on this machine). GFLOP/s count the direct
+ * convolution's FLOPs whatever algorithm ran, so Winograd layers can exceed the sgemm rate.
+ *
+ * Then, for every 3x3 stride-1 layer of both nets, it times each pass with im2col + GEMM and
+ * with Winograd F(4x4, 3x3) (the named peer of conv_winograd.c) and prints the speedup: the
+ * figures behind the auto rule in kernels/cpu/conv_algo.c. With --threads 1 the times are the
+ * process's CPU time, which other programs on the machine disturb less than wall time.
  *
  *   build/bin/conv_bench [--batch N] [--threads T] [--reps R] [--chunk-floats F]
- * --chunk-floats overrides the im2col chunk size (a tuning experiment; see conv.c).
+ *                        [--wino-block B] [--winograd-only]
+ * --chunk-floats overrides the im2col chunk size, --wino-block the Winograd tile block (tuning
+ * experiments; see conv.c, conv_winograd.c); --winograd-only skips the sgemm-fraction tables.
  */
 #include "common/error.h"
 #include "kernels/cpu/cpu_internal.h"
+#include "kernels/cpu/winograd.h"
 #include "kernels/kernels.h"
 
 #include <cblas.h>
@@ -19,10 +28,13 @@
 #include <string.h>
 #include <time.h>
 
+/* Wall time, or the process's CPU time when one thread runs everything (set in main). */
+static clockid_t bench_clock = CLOCK_MONOTONIC;
+
 static double now_seconds(void)
 {
     struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) die("clock_gettime failed");
+    if (clock_gettime(bench_clock, &ts) != 0) die("clock_gettime failed");
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -129,18 +141,90 @@ static void bench_set(const char *title, const Layer *layers, size_t count, int 
     printf("\nconv/sgemm ratio (%s, all passes): %.2f\n", title, f / t * 1e-9 / peak);
 }
 
+/* 3x3 stride-1 pad-1 layers, the ones Winograd applies to (batch: ResNet-50's, CIFAR x8). */
+static const Layer winograd_layers[] = {
+    {"r50 l1 3x3 64->64 @56", 56, 64, 64, 3, 1, 1},
+    {"r50 l2 3x3 128->128 @28", 28, 128, 128, 3, 1, 1},
+    {"r50 l3 3x3 256->256 @14", 14, 256, 256, 3, 1, 1},
+    {"r50 l4 3x3 512->512 @7", 7, 512, 512, 3, 1, 1},
+    {"cifar conv1 3x3 3->64 @32", 32, 3, 64, 3, 1, 1},
+    {"cifar l1 3x3 64->64 @32", 32, 64, 64, 3, 1, 1},
+    {"cifar l2 3x3 128->128 @16", 16, 128, 128, 3, 1, 1},
+    {"cifar l3 3x3 256->256 @8", 8, 256, 256, 3, 1, 1},
+    {"cifar l4 3x3 512->512 @4", 4, 512, 512, 3, 1, 1},
+};
+
+/* Best-of-reps seconds of each pass of one shape under one algorithm. */
+static void time_passes(const ConvShape *s, ConvAlgo algo, int reps, const float *x,
+                        const float *w, float *y, float *dx, float *dw, void *ws, double best[3])
+{
+    cpu_conv_set_algo(algo);
+    best[0] = best[1] = best[2] = 1e30;
+    for (int r = 0; r < reps + 1; r++) {
+        double t0 = now_seconds();
+        conv2d_forward(s, x, w, y, ws);
+        double t1 = now_seconds();
+        conv2d_backward_data(s, y, w, dx, ws);
+        double t2 = now_seconds();
+        conv2d_backward_weight(s, x, y, dw, ws);
+        double t3 = now_seconds();
+        if (r == 0) continue; /* warm-up */
+        if (t1 - t0 < best[0]) best[0] = t1 - t0;
+        if (t2 - t1 < best[1]) best[1] = t2 - t1;
+        if (t3 - t2 < best[2]) best[2] = t3 - t2;
+    }
+    cpu_conv_set_algo(CONV_ALGO_AUTO);
+}
+
+static void bench_winograd(int batch, int reps)
+{
+    printf("\nWinograd F(4x4,3x3) vs im2col+GEMM, ms per pass (best of %d) and speedup; "
+           "batch %d (CIFAR layers x8)\n", reps, batch);
+    printf("%-28s  %-24s  %-24s  %-24s\n", "layer", "forward", "backward data",
+           "backward weight");
+    double sum[2] = {0, 0};
+    for (size_t i = 0; i < sizeof winograd_layers / sizeof winograd_layers[0]; i++) {
+        const Layer *l = &winograd_layers[i];
+        int n = l->h <= 32 && !strncmp(l->name, "cifar", 5) ? batch * 8 : batch;
+        ConvShape s = conv_shape_make(n, l->h, l->h, l->c_in, l->c_out, 3, 1, 1);
+        size_t nx = (size_t)s.n * s.h * s.w * s.c_in, ny = (size_t)s.n * s.oh * s.ow * s.c_out;
+        size_t nw = (size_t)s.c_out * 9 * s.c_in;
+        float *x = filled(nx), *w = filled(nw), *y = filled(ny), *dx = filled(nx);
+        float *dw = filled(nw);
+        void *ws = xaligned_alloc(conv2d_workspace_bytes(&s) + 64);
+        double direct[3], wino[3];
+        time_passes(&s, CONV_ALGO_IM2COL, reps, x, w, y, dx, dw, ws, direct);
+        time_passes(&s, CONV_ALGO_WINOGRAD, reps, x, w, y, dx, dw, ws, wino);
+        printf("%-28s", l->name);
+        for (int p = 0; p < 3; p++) {
+            printf("  %7.2f %7.2f %5.2fx", direct[p] * 1e3, wino[p] * 1e3, direct[p] / wino[p]);
+            sum[0] += direct[p];
+            sum[1] += wino[p];
+        }
+        printf("\n");
+        free(x); free(w); free(y); free(dx); free(dw); free(ws);
+    }
+    printf("all passes of these layers: im2col %.1f ms, winograd %.1f ms, speedup %.2fx\n",
+           sum[0] * 1e3, sum[1] * 1e3, sum[0] / sum[1]);
+}
+
 int main(int argc, char **argv)
 {
-    int batch = 8, threads = 0, reps = 3;
+    int batch = 8, threads = 0, reps = 3, winograd_only = 0;
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && !strcmp(argv[i], "--batch")) batch = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--threads")) threads = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--chunk-floats"))
             cpu_conv_chunk_floats = strtoul(argv[++i], NULL, 10);
-        else die("usage: %s [--batch N] [--threads T] [--reps R] [--chunk-floats F]", argv[0]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--wino-block"))
+            cpu_winograd_tile_block = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--winograd-only")) winograd_only = 1;
+        else die("usage: %s [--batch N] [--threads T] [--reps R] [--chunk-floats F] "
+                 "[--wino-block B] [--winograd-only]", argv[0]);
     }
     if (batch <= 0 || reps <= 0) die("--batch and --reps must be positive");
+    if (threads == 1) bench_clock = CLOCK_PROCESS_CPUTIME_ID;
     /* The peer first, before any kernel runs: the backend pins OpenBLAS to one thread. */
     openblas_set_num_threads(threads > 0 ? threads : omp_get_num_procs());
     double peak = sgemm_gflops(2048, reps, 0);
@@ -151,9 +235,12 @@ int main(int argc, char **argv)
     printf("backend: %s\n", kernels_backend_name());
     printf("peer: OpenBLAS threaded cblas_sgemm 2048^3: %.1f GFLOP/s (backend gemm(): %.1f)\n",
            peak, sgemm_gflops(2048, reps, 1));
-    bench_set("ResNet-50 @224", resnet50_layers,
-              sizeof resnet50_layers / sizeof resnet50_layers[0], batch, reps, peak);
-    bench_set("ResNet-18 CIFAR @32", cifar_layers, sizeof cifar_layers / sizeof cifar_layers[0],
-              batch * 8, reps, peak);
+    if (!winograd_only) {
+        bench_set("ResNet-50 @224", resnet50_layers,
+                  sizeof resnet50_layers / sizeof resnet50_layers[0], batch, reps, peak);
+        bench_set("ResNet-18 CIFAR @32", cifar_layers,
+                  sizeof cifar_layers / sizeof cifar_layers[0], batch * 8, reps, peak);
+    }
+    bench_winograd(batch, reps);
     return 0;
 }

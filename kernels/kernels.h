@@ -76,6 +76,36 @@ void batchnorm_backward(const BNShape *s, const float *x, const float *dy, const
                         const float *save_mean, const float *save_invstd, float *dx,
                         float *dgamma, float *dbeta);
 
+/* ---- fused batch normalization (kernels/cpu/batchnorm.c) ---------------------------------
+ * The ResNet step spends most of its non-GEMM time streaming activations through memory, so
+ * BN, the residual add and the ReLU run as one pass each way, and the ReLU output need not be
+ * kept for backward: its mask is recomputed from the BN input. */
+
+/* The statistics half of batchnorm_forward_train: save_mean, save_invstd ([splits * c]), the
+ * running-statistics update, and the affine form of the normalization, scale = gamma * invstd
+ * and shift = beta - mean * scale per (split, channel), from the unrounded statistics exactly
+ * as batchnorm_forward_train computes them. Nothing is written to an output tensor. */
+void batchnorm_stats_train(const BNShape *s, const float *x, const float *gamma,
+                           const float *beta, float *running_mean, float *running_var,
+                           float *save_mean, float *save_invstd, float *scale, float *shift);
+/* The same affine form for eval mode (running statistics), repeated for every split. */
+void batchnorm_stats_eval(const BNShape *s, const float *gamma, const float *beta,
+                          const float *running_mean, const float *running_var, float *scale,
+                          float *shift);
+/* y = act(x * scale + shift [+ z]): z (NULL: none) is a tensor of y's shape added after the
+ * normalization (the residual), act is ReLU when relu is set, else identity. One pass.
+ * y may alias x or z. */
+void batchnorm_apply(const BNShape *s, const float *x, const float *scale, const float *shift,
+                     const float *z, int relu, float *y);
+/* Backward of y = relu(x * scale + shift) (relu set; scale, shift from the stats call) or of
+ * plain BN (relu 0; scale, shift unused, may be NULL). dy is the gradient at y; the ReLU mask
+ * is recomputed from x with batchnorm_apply's float arithmetic, so it matches the forward
+ * exactly and y need not be kept. dx overwritten (may alias dy); dgamma, dbeta accumulated. */
+void batchnorm_backward_relu(const BNShape *s, const float *x, const float *dy,
+                             const float *gamma, const float *save_mean,
+                             const float *save_invstd, const float *scale, const float *shift,
+                             int relu, float *dx, float *dgamma, float *dbeta);
+
 /* ---- elementwise and pooling ------------------------------------------------------------- */
 
 void relu_forward(size_t count, const float *x, float *y);           /* y may alias x */

@@ -28,6 +28,17 @@ void ref_batchnorm_backward(const BNShape *s, const double *x, const double *dy,
                             const double *gamma, const double *save_mean,
                             const double *save_invstd, double *dx, double *dgamma, double *dbeta);
 
+/* The fused BN ops (kernels.h), composed from the definitions
+ * (kernels/reference/batchnorm_fused_ref.c): ref_batchnorm_apply normalizes with the saved
+ * statistics, adds z and applies the ReLU; ref_batchnorm_backward_relu is ReLU backward (mask
+ * from that output) followed by ref_batchnorm_backward. */
+void ref_batchnorm_apply(const BNShape *s, const double *x, const double *gamma,
+                         const double *beta, const double *mean, const double *invstd,
+                         const double *z, int relu, double *y);
+void ref_batchnorm_backward_relu(const BNShape *s, const double *x, const double *dy,
+                                 const double *gamma, const double *beta,
+                                 const double *save_mean, const double *save_invstd, int relu,
+                                 double *dx, double *dgamma, double *dbeta);
 void ref_relu_forward(size_t count, const double *x, double *y);
 void ref_relu_backward(size_t count, const double *y, const double *dy, double *dx);
 void ref_add_forward(size_t count, const double *a, const double *b, double *y);

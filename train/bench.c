@@ -16,6 +16,7 @@
 #include "train/config.h"
 #include "train/events.h"
 #include "train/moco.h"
+#include "train/step_profile.h"
 
 #define BENCH_WARMUP_STEPS 2
 
@@ -43,6 +44,7 @@ int bench_main(const CliArgs *args)
     Moco *m = moco_create(&cfg, n);
     float lr = (float)cfg.optim.lr;
     for (int i = 0; i < BENCH_WARMUP_STEPS; i++) moco_train_step(m, im_q, im_k, perm, lr);
+    step_profile_reset(); /* MOCO_PROFILE=1: time the measured steps only */
     double t0 = wall_time();
     float loss = 0;
     for (int i = 0; i < steps; i++) loss = moco_train_step(m, im_q, im_k, perm, lr).loss;
@@ -51,6 +53,7 @@ int bench_main(const CliArgs *args)
             cfg.model.arch, cfg.model.cifar_stem ? " (CIFAR stem)" : "", n, s, cfg.moco.k, steps,
             seconds, loss, kernels_backend_name());
     fprintf(stdout, "img/s: %.2f\n", (double)n * steps / seconds);
+    step_profile_report();
     moco_destroy(m);
     free(perm);
     free(im_q);

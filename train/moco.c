@@ -11,6 +11,7 @@
 #include "kernels/kernels.h"
 #include "train/optim.h"
 #include "train/resnet.h"
+#include "train/step_profile.h"
 
 /* Stream coordinate of the queue's initial Gaussian ("queu"). */
 #define RNG_STREAM_QUEUE 0x71756575ull
@@ -30,7 +31,11 @@ struct Moco {
     float *logits, *dlogits;
     float *dq, *dz;
     int32_t *labels;       /* all 0: the positive is column 0 */
-    float *export_scratch; /* 4 slots of conv-weight floats: q, k, momentum, grads */
+    /* One scratch region for both encoders' passes (they never run at the same time) and
+     * for checkpoint export (4 slots of conv-weight floats: q, k, momentum, grads), which
+     * happens between steps, when no pass is running. */
+    void *scratch;
+    float *export_scratch;
     size_t export_slot;
 };
 
@@ -104,7 +109,7 @@ Moco *moco_create(const JobConfig *cfg, int local_batch)
     const size_t img = n * m->size * m->size * 3;
     const size_t conv = params_export_scratch_floats(&m->pq);
     m->export_slot = conv;
-    size_t total = img + 4 * n * dim + 2 * n + 2 * n * cols + 2 * n * dim + n + 4 * conv +
+    size_t total = img + 4 * n * dim + 2 * n + 2 * n * cols + 2 * n * dim + n +
                    dim * (size_t)K;
     m->arena = xaligned_alloc(total * sizeof(float));
     float *p = m->arena;
@@ -120,8 +125,14 @@ Moco *moco_create(const JobConfig *cfg, int local_batch)
     m->logits = p; p += n * cols;
     m->dlogits = p; p += n * cols;
     m->labels = (int32_t *)p; p += n;  /* zeroed by xaligned_alloc: label 0 everywhere */
-    m->export_scratch = p; p += 4 * conv;
     (void)p;
+    size_t scratch = resnet_scratch_bytes(m->enc_q);
+    if (resnet_scratch_bytes(m->enc_k) > scratch) scratch = resnet_scratch_bytes(m->enc_k);
+    if (4 * conv * sizeof(float) > scratch) scratch = 4 * conv * sizeof(float);
+    m->scratch = xaligned_alloc(scratch);
+    resnet_use_scratch(m->enc_q, m->scratch);
+    resnet_use_scratch(m->enc_k, m->scratch);
+    m->export_scratch = m->scratch;
     init_queue(m, cfg->seed);
     return m;
 }
@@ -135,6 +146,7 @@ void moco_destroy(Moco *m)
     params_free(&m->pk);
     sgd_free(&m->opt);
     free(m->arena);
+    free(m->scratch);
     free(m);
 }
 
@@ -167,11 +179,18 @@ MocoStepStats moco_train_step(Moco *m, const float *im_q, const float *im_k,
     if (!m->shuffle) perm = NULL;
 
     /* query: the only branch with gradient */
+    step_profile_phase(PHASE_QUERY_FWD);
     const float *zq = resnet_forward(m->enc_q, im_q, n, 1);
+    step_profile_phase(PHASE_STEP_REST);
+    double t = step_profile_begin();
     l2norm_forward(n, dim, zq, m->q, m->q_norms);
+    step_profile_end(OP_LOSS, t);
 
     /* keys, no gradient: momentum update first, then the shuffled forward (shuffle BN) */
+    t = step_profile_begin();
     momentum_update(m);
+    step_profile_end(OP_MOMENTUM, t);
+    t = step_profile_begin();
     const float *key_in = im_k;
     if (perm) {
         for (int j = 0; j < n; j++) {
@@ -181,7 +200,11 @@ MocoStepStats moco_train_step(Moco *m, const float *im_q, const float *im_k,
         }
         key_in = m->im_shuffled;
     }
+    step_profile_end(OP_COPY, t);
+    step_profile_phase(PHASE_KEY_FWD);
     const float *zk = resnet_forward(m->enc_k, key_in, n, 1);
+    step_profile_phase(PHASE_STEP_REST);
+    t = step_profile_begin();
     if (perm) {
         l2norm_forward(n, dim, zk, m->k_shuffled, m->k_norms);
         for (int j = 0; j < n; j++)
@@ -216,9 +239,16 @@ MocoStepStats moco_train_step(Moco *m, const float *im_q, const float *im_k,
     enqueue(m);
 
     l2norm_backward(n, dim, m->q, m->dq, m->q_norms, m->dz);
+    step_profile_end(OP_LOSS, t);
+    t = step_profile_begin();
     params_zero_grad(&m->pq);
+    step_profile_end(OP_ZERO_GRAD, t);
+    step_profile_phase(PHASE_QUERY_BWD);
     resnet_backward(m->enc_q, m->dz);
+    step_profile_phase(PHASE_STEP_REST);
+    t = step_profile_begin();
     sgd_step(&m->opt, &m->pq, lr);
+    step_profile_end(OP_SGD, t);
     return st;
 }
 

@@ -1,78 +1,27 @@
-/* resnet.c — ResNet-18/34/50 (torchvision layout) with MoCo heads: construction, memory plan,
- * torchvision initialisation, forward and backward. See resnet.h.
+/* resnet.c — ResNet-18/34/50 (torchvision layout) with MoCo heads: construction, memory plan
+ * and torchvision initialisation. Forward and backward are in resnet_pass.c. See resnet.h.
  *
  * The network is a fixed list of "units" (conv -> BN -> optional ReLU) grouped into residual
- * blocks; every unit knows where its input, its conv output (the BN input backward needs) and
- * its BN/ReLU output live. Those pointers are planned once at build time, into one activation
- * arena, so a step allocates nothing.
+ * blocks. Where each stored activation lives is planned once at build time, into one
+ * activation arena, so a step allocates nothing (resnet_internal.h says what is stored).
  */
 #include "train/resnet.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
 #include "data/rng.h"
+#include "train/resnet_internal.h"
 
-#define MAX_BLOCKS 16
 #define BN_EPS 1e-5f
 #define BN_MOMENTUM 0.1f
 /* Stream coordinate for parameter initialisation, far from any epoch number the data loader
  * uses for its (seed, epoch, sample, view) streams. */
 #define RNG_STREAM_INIT 0x696e6974ull /* "init" */
-
-typedef struct {
-    int w;                      /* conv weight param index */
-    ConvShape cs;               /* n = max_batch */
-    int gamma, beta, rmean, rvar, nbt;  /* BN param indices */
-    BNShape bs;
-    int relu;                   /* ReLU after BN inside the unit */
-    const float *x;             /* conv input (planned, or the external image for the stem) */
-    float *conv_out;            /* BN input, kept for backward */
-    float *out;                 /* BN output (ReLU applied in place) */
-    float *save_mean, *save_invstd;
-} Unit;
-
-typedef struct {
-    Unit u[3];
-    int n_units;
-    Unit ds;
-    int has_ds;
-    float *in;   /* block input */
-    float *out;  /* == u[n_units-1].out, after the residual add and ReLU */
-} Block;
-
-struct Resnet {
-    ResnetConfig cfg;
-    ParamSet *ps;
-    int feat;               /* 512 or 2048 */
-    Unit stem;
-    int has_pool;
-    PoolShape pool;
-    float *pool_out;
-    int32_t *argmax;
-    Block blocks[MAX_BLOCKS];
-    int n_blocks;
-    int last_hw;            /* spatial size of layer4 output (h*w) */
-    /* head */
-    int fc0_w, fc0_b, fc_w, fc_b;  /* fc_* is "fc" (v1) or "fc.2" (v2) */
-    float *feat_out;        /* [n, feat] after avgpool */
-    float *hidden;          /* [n, feat] MLP hidden after ReLU */
-    float *head_out;        /* [n, out] */
-    /* backward scratch */
-    float *gbuf[4];         /* each max activation size */
-    float *dfeat, *dhidden;
-    void *workspace;
-    size_t act_max;         /* floats of the largest activation */
-    size_t workspace_bytes;
-    char *arena;
-    size_t arena_bytes;
-    const float *input;     /* image of the last forward */
-    int last_n;
-    int last_train;
-};
 
 int resnet_depth_from_arch(const char *arch)
 {
@@ -194,80 +143,47 @@ static void *take(Bump *b, size_t bytes)
     return p;
 }
 
-static size_t unit_out_floats(const Unit *u)
+/* BN statistics and affine form: each unit's own when training (backward reads them), one
+ * shared set sized for the widest layer otherwise. */
+static void plan_unit(Bump *b, Unit *u, int train, float *shared)
 {
-    return (size_t)u->cs.n * u->cs.oh * u->cs.ow * u->cs.c_out;
-}
-
-static void plan_unit_stats(Bump *b, Unit *u, float *shared_mean, float *shared_invstd, int own)
-{
-    size_t stat = (size_t)u->bs.splits * u->bs.c * sizeof(float);
-    if (own) {
-        u->save_mean = take(b, stat);
-        u->save_invstd = take(b, stat);
+    size_t stat = (size_t)u->bs.splits * u->bs.c;
+    float *st = shared;
+    if (train) {
+        u->conv_out = take(b, unit_out_floats(u, u->cs.n) * sizeof(float));
+        st = take(b, 4 * stat * sizeof(float));
     } else {
-        u->save_mean = shared_mean;
-        u->save_invstd = shared_invstd;
+        u->conv_out = NULL; /* scratch, chosen by the forward pass */
+        stat = (size_t)u->bs.splits * 2048;
     }
+    u->save_mean = st;
+    u->save_invstd = st ? st + stat : NULL;
+    u->scale = st ? st + 2 * stat : NULL;
+    u->shift = st ? st + 3 * stat : NULL;
 }
 
-/* Places every activation. With b->base == NULL only counts bytes. */
+/* Places every stored activation. With b->base == NULL only counts bytes. */
 static void plan_memory(Resnet *net, Bump *b)
 {
     const int train = net->cfg.memory == RESNET_TRAIN;
     const int n = net->cfg.max_batch;
-    const size_t act = net->act_max * sizeof(float);
-    float *rot[4] = {0};
-    float *shared_mean = NULL, *shared_invstd = NULL;
-    if (!train) {
-        for (int i = 0; i < 4; i++) rot[i] = take(b, act);
-        shared_mean = take(b, (size_t)net->cfg.bn_splits * 2048 * sizeof(float));
-        shared_invstd = take(b, (size_t)net->cfg.bn_splits * 2048 * sizeof(float));
-    }
+    float *shared = train ? NULL : take(b, 4 * (size_t)net->cfg.bn_splits * 2048 * sizeof(float));
+    plan_unit(b, &net->stem, train, shared);
+    size_t trunk = net->has_pool ? (size_t)n * net->pool.oh * net->pool.ow * net->pool.c
+                                 : unit_out_floats(&net->stem, n);
+    net->trunk = train ? take(b, trunk * sizeof(float)) : NULL;
+    net->argmax = net->has_pool ? take(b, trunk * sizeof(int32_t)) : NULL;
 
-    /* stem */
-    Unit *s = &net->stem;
-    s->conv_out = train ? take(b, unit_out_floats(s) * sizeof(float)) : rot[0];
-    s->out = train ? take(b, unit_out_floats(s) * sizeof(float)) : rot[1];
-    plan_unit_stats(b, s, shared_mean, shared_invstd, train);
-    float *cur = s->out;
-    int cur_rot = 1;
-    if (net->has_pool) {
-        size_t pooled = (size_t)n * net->pool.oh * net->pool.ow * net->pool.c;
-        net->pool_out = train ? take(b, pooled * sizeof(float)) : rot[2];
-        net->argmax = take(b, pooled * sizeof(int32_t));
-        cur = net->pool_out;
-        cur_rot = 2;
-    }
-
+    float *cur = net->trunk;
     for (int i = 0; i < net->n_blocks; i++) {
         Block *blk = &net->blocks[i];
+        for (int k = 0; k < blk->n_units; k++)
+            plan_unit(b, &blk->u[k], train, shared);
+        if (blk->has_ds) plan_unit(b, &blk->ds, train, shared);
         blk->in = cur;
-        /* forward-only: the three buffers not holding the block input */
-        float *t[3];
-        for (int r = 0, j = 0; r < 4; r++)
-            if (r != cur_rot) t[j++] = rot[r];
-        const float *x = cur;
-        for (int k = 0; k < blk->n_units; k++) {
-            Unit *u = &blk->u[k];
-            u->x = x;
-            u->conv_out = train ? take(b, unit_out_floats(u) * sizeof(float)) : t[0];
-            u->out = train ? take(b, unit_out_floats(u) * sizeof(float)) : t[1];
-            plan_unit_stats(b, u, shared_mean, shared_invstd, train);
-            x = u->out;
-        }
-        if (blk->has_ds) {
-            Unit *u = &blk->ds;
-            u->x = cur;
-            u->conv_out = train ? take(b, unit_out_floats(u) * sizeof(float)) : t[0];
-            u->out = train ? take(b, unit_out_floats(u) * sizeof(float)) : t[2];
-            plan_unit_stats(b, u, shared_mean, shared_invstd, train);
-        }
-        blk->out = blk->u[blk->n_units - 1].out;
+        blk->out = train ? take(b, unit_out_floats(&blk->u[blk->n_units - 1], n) * sizeof(float))
+                         : NULL;
         cur = blk->out;
-        if (!train)
-            for (int r = 0; r < 4; r++)
-                if (rot[r] == cur) cur_rot = r;
     }
 
     net->feat_out = take(b, (size_t)n * net->feat * sizeof(float));
@@ -275,11 +191,9 @@ static void plan_memory(Resnet *net, Bump *b)
     net->head_out = take(b, (size_t)n * (net->cfg.out_dim > 0 ? net->cfg.out_dim : 1) *
                                 sizeof(float));
     if (train) {
-        for (int i = 0; i < 4; i++) net->gbuf[i] = take(b, act);
         net->dfeat = take(b, (size_t)n * net->feat * sizeof(float));
         net->dhidden = take(b, (size_t)n * net->feat * sizeof(float));
     }
-    net->workspace = take(b, net->workspace_bytes);
 }
 
 static void for_each_unit(Resnet *net, void (*fn)(Resnet *, Unit *, void *), void *ctx)
@@ -291,15 +205,52 @@ static void for_each_unit(Resnet *net, void (*fn)(Resnet *, Unit *, void *), voi
     }
 }
 
-static void measure_unit(Resnet *net, Unit *u, void *ctx)
+static void grow(size_t *max, size_t v)
+{
+    if (v > *max) *max = v;
+}
+
+/* Scratch sizes. "Big" buffers hold stem and block-level tensors (block inputs and outputs,
+ * the stem's conv and BN output, downsample outputs, their gradients); "small" ones the
+ * outputs of a block's inner units (and their gradients), which are 4x narrower in a
+ * Bottleneck. */
+static void measure_scratch(Resnet *net)
+{
+    const int n = net->cfg.max_batch;
+    grow(&net->big_floats, unit_out_floats(&net->stem, n));
+    if (net->has_pool) grow(&net->big_floats, (size_t)n * net->pool.oh * net->pool.ow * 64);
+    for (int i = 0; i < net->n_blocks; i++) {
+        Block *blk = &net->blocks[i];
+        grow(&net->big_floats, unit_in_floats(&blk->u[0], n));
+        grow(&net->big_floats, unit_out_floats(&blk->u[blk->n_units - 1], n));
+        for (int k = 0; k + 1 < blk->n_units; k++)
+            grow(&net->small_floats, unit_out_floats(&blk->u[k], n));
+    }
+}
+
+static void measure_workspace(Resnet *net, Unit *u, void *ctx)
 {
     (void)ctx;
-    size_t a = unit_out_floats(u);
-    size_t in = (size_t)u->cs.n * u->cs.h * u->cs.w * u->cs.c_in;
-    if (a > net->act_max) net->act_max = a;
-    if (in > net->act_max) net->act_max = in;
-    size_t ws = conv2d_workspace_bytes(&u->cs);
-    if (ws > net->workspace_bytes) net->workspace_bytes = ws;
+    grow(&net->workspace_bytes, conv2d_workspace_bytes(&u->cs));
+}
+
+size_t resnet_scratch_bytes(const Resnet *net)
+{
+    size_t big = (net->big_floats * sizeof(float) + 63) / 64 * 64;
+    size_t small = (net->small_floats * sizeof(float) + 63) / 64 * 64;
+    return 3 * big + 3 * small + (net->workspace_bytes + 63) / 64 * 64;
+}
+
+void resnet_use_scratch(Resnet *net, void *scratch)
+{
+    if (!scratch) die("resnet_use_scratch: NULL scratch");
+    if ((uintptr_t)scratch % 64) die("resnet_use_scratch: scratch must be 64-byte aligned");
+    size_t big = (net->big_floats * sizeof(float) + 63) / 64 * 64;
+    size_t small = (net->small_floats * sizeof(float) + 63) / 64 * 64;
+    char *p = scratch;
+    for (int i = 0; i < 3; i++, p += big) net->big[i] = (float *)p;
+    for (int i = 0; i < 3; i++, p += small) net->small[i] = (float *)p;
+    net->workspace = p;
 }
 
 Resnet *resnet_create(const ResnetConfig *cfg, ParamSet *ps)
@@ -335,18 +286,14 @@ Resnet *resnet_create(const ResnetConfig *cfg, ParamSet *ps)
         add_linear(ps, "fc.2", cfg->out_dim, net->feat, &net->fc_w, &net->fc_b);
     }
 
-    for_each_unit(net, measure_unit, NULL);
-    if (net->has_pool) {
-        size_t pooled = (size_t)n * net->pool.oh * net->pool.ow * 64;
-        if (pooled > net->act_max) net->act_max = pooled;
-    }
+    for_each_unit(net, measure_workspace, NULL);
+    measure_scratch(net);
     Bump count = {0};
     plan_memory(net, &count);
     net->arena_bytes = count.used;
     net->arena = xaligned_alloc(net->arena_bytes);
     Bump real = {net->arena, 0};
     plan_memory(net, &real);
-    net->stem.x = NULL; /* the image, set per forward */
     return net;
 }
 
@@ -354,6 +301,7 @@ void resnet_destroy(Resnet *net)
 {
     if (!net) return;
     free(net->arena);
+    free(net->own_scratch);
     free(net);
 }
 
@@ -364,8 +312,6 @@ int resnet_output_dim(const Resnet *net)
 }
 
 /* ---- initialisation ---------------------------------------------------------------------- */
-
-static Param *P(const Resnet *net, int idx) { return &net->ps->p[idx]; }
 
 static void init_conv(Resnet *net, Unit *u, void *ctx)
 {
@@ -416,167 +362,4 @@ void resnet_init(Resnet *net, uint64_t seed)
     for_each_unit(net, init_conv, &seed);
     if (net->fc0_w >= 0) init_linear(net, net->fc0_w, net->fc0_b, seed);
     if (net->fc_w >= 0) init_linear(net, net->fc_w, net->fc_b, seed);
-}
-
-/* ---- forward ----------------------------------------------------------------------------- */
-
-static void unit_forward(Resnet *net, Unit *u, const float *x, int n, int train_bn)
-{
-    ConvShape cs = u->cs;
-    cs.n = n;
-    conv2d_forward(&cs, x, P(net, u->w)->data, u->conv_out, net->workspace);
-    BNShape bs = u->bs;
-    bs.n = n;
-    const float *gamma = P(net, u->gamma)->data, *beta = P(net, u->beta)->data;
-    if (train_bn) {
-        batchnorm_forward_train(&bs, u->conv_out, gamma, beta, P(net, u->rmean)->data,
-                                P(net, u->rvar)->data, u->save_mean, u->save_invstd, u->out);
-        /* nn.BatchNorm2d counts batches; the demo's SplitBatchNorm overrides forward and
-         * never does, so PyTorch leaves num_batches_tracked at 0 there. */
-        if (bs.splits == 1) P(net, u->nbt)->i64[0] += 1;
-    } else {
-        batchnorm_forward_eval(&bs, u->conv_out, gamma, beta, P(net, u->rmean)->data,
-                               P(net, u->rvar)->data, u->out);
-    }
-    if (u->relu) relu_forward(unit_out_floats(u) / u->cs.n * n, u->out, u->out);
-}
-
-const float *resnet_forward(Resnet *net, const float *x, int n, int train_bn)
-{
-    if (!net->ps->finalized) die("resnet_forward: parameters not allocated");
-    if (n < 1 || n > net->cfg.max_batch)
-        die("resnet_forward: batch %d outside 1..%d", n, net->cfg.max_batch);
-    if (train_bn && n % net->cfg.bn_splits != 0)
-        die("resnet_forward: batch %d is not a multiple of bn_splits %d", n, net->cfg.bn_splits);
-    net->input = x;
-    net->last_n = n;
-    net->last_train = train_bn;
-
-    unit_forward(net, &net->stem, x, n, train_bn);
-    if (net->has_pool) {
-        PoolShape ps = net->pool;
-        ps.n = n;
-        maxpool_forward(&ps, net->stem.out, net->pool_out, net->argmax);
-    }
-    for (int i = 0; i < net->n_blocks; i++) {
-        Block *blk = &net->blocks[i];
-        for (int k = 0; k < blk->n_units; k++) unit_forward(net, &blk->u[k], blk->u[k].x, n, train_bn);
-        const float *identity = blk->in;
-        if (blk->has_ds) {
-            unit_forward(net, &blk->ds, blk->in, n, train_bn);
-            identity = blk->ds.out;
-        }
-        size_t cnt = unit_out_floats(&blk->u[blk->n_units - 1]) / net->cfg.max_batch * n;
-        add_forward(cnt, blk->out, identity, blk->out);
-        relu_forward(cnt, blk->out, blk->out);
-    }
-    const float *last = net->blocks[net->n_blocks - 1].out;
-    avgpool_forward(n, net->last_hw, net->feat, last, net->feat_out);
-
-    switch (net->cfg.head) {
-    case HEAD_NONE:
-        return net->feat_out;
-    case HEAD_FC:
-        linear_forward(n, net->feat, net->cfg.out_dim, net->feat_out, P(net, net->fc_w)->data,
-                       P(net, net->fc_b)->data, net->head_out);
-        return net->head_out;
-    case HEAD_MLP:
-        linear_forward(n, net->feat, net->feat, net->feat_out, P(net, net->fc0_w)->data,
-                       P(net, net->fc0_b)->data, net->hidden);
-        relu_forward((size_t)n * net->feat, net->hidden, net->hidden);
-        linear_forward(n, net->feat, net->cfg.out_dim, net->hidden, P(net, net->fc_w)->data,
-                       P(net, net->fc_b)->data, net->head_out);
-        return net->head_out;
-    }
-    return NULL;
-}
-
-/* ---- backward ---------------------------------------------------------------------------- */
-
-/* dy: gradient at the unit's output (after its ReLU, if any); clobbered. tmp receives dL/d
- * conv_out. dx (may be NULL for the image) receives dL/dx, overwritten. */
-static void unit_backward(Resnet *net, Unit *u, const float *x, int n, float *dy, float *tmp,
-                          float *dx)
-{
-    size_t cnt = unit_out_floats(u) / u->cs.n * n;
-    if (u->relu) relu_backward(cnt, u->out, dy, dy);
-    BNShape bs = u->bs;
-    bs.n = n;
-    Param *g = P(net, u->gamma), *b = P(net, u->beta);
-    batchnorm_backward(&bs, u->conv_out, dy, g->data, u->save_mean, u->save_invstd, tmp,
-                       g->grad, b->grad);
-    ConvShape cs = u->cs;
-    cs.n = n;
-    Param *w = P(net, u->w);
-    conv2d_backward_weight(&cs, x, tmp, w->grad, net->workspace);
-    if (dx) conv2d_backward_data(&cs, tmp, w->data, dx, net->workspace);
-}
-
-void resnet_backward(Resnet *net, const float *dout)
-{
-    if (net->cfg.memory != RESNET_TRAIN) die("resnet_backward: network built forward-only");
-    if (!net->last_train) die("resnet_backward: the last forward was not in train mode");
-    const int n = net->last_n;
-
-    /* head */
-    switch (net->cfg.head) {
-    case HEAD_NONE:
-        memcpy(net->dfeat, dout, (size_t)n * net->feat * sizeof(float));
-        break;
-    case HEAD_FC: {
-        Param *w = P(net, net->fc_w), *b = P(net, net->fc_b);
-        linear_backward(n, net->feat, net->cfg.out_dim, net->feat_out, w->data, dout, net->dfeat,
-                        w->grad, b->grad);
-        break;
-    }
-    case HEAD_MLP: {
-        Param *w2 = P(net, net->fc_w), *b2 = P(net, net->fc_b);
-        Param *w0 = P(net, net->fc0_w), *b0 = P(net, net->fc0_b);
-        linear_backward(n, net->feat, net->cfg.out_dim, net->hidden, w2->data, dout,
-                        net->dhidden, w2->grad, b2->grad);
-        relu_backward((size_t)n * net->feat, net->hidden, net->dhidden, net->dhidden);
-        linear_backward(n, net->feat, net->feat, net->feat_out, w0->data, net->dhidden,
-                        net->dfeat, w0->grad, b0->grad);
-        break;
-    }
-    }
-
-    /* gA: gradient at the current block's output; the others are scratch. */
-    float *gA = net->gbuf[0], *gB = net->gbuf[1], *gC = net->gbuf[2], *gD = net->gbuf[3];
-    avgpool_backward(n, net->last_hw, net->feat, net->dfeat, gA);
-
-    for (int i = net->n_blocks - 1; i >= 0; i--) {
-        Block *blk = &net->blocks[i];
-        const Unit *last = &blk->u[blk->n_units - 1];
-        size_t cnt = unit_out_floats(last) / last->cs.n * n;
-        relu_backward(cnt, blk->out, gA, gA);  /* through the ReLU after the residual add */
-        /* residual branch: gradient flows unit by unit, gC holding dL/d(unit output) */
-        Unit *u = &blk->u[blk->n_units - 1];
-        unit_backward(net, u, u->x, n, gA, gB, gC);
-        for (int k = blk->n_units - 2; k >= 0; k--) {
-            u = &blk->u[k];
-            unit_backward(net, u, u->x, n, gC, gB, gC);
-        }
-        /* gC now holds dL/d(block input) from the residual branch; add the shortcut. */
-        size_t in_cnt = (size_t)n * blk->u[0].cs.h * blk->u[0].cs.w * blk->u[0].cs.c_in;
-        if (blk->has_ds) {
-            unit_backward(net, &blk->ds, blk->in, n, gA, gB, gD);
-            accumulate(in_cnt, gD, gC);
-        } else {
-            accumulate(in_cnt, gA, gC);
-        }
-        float *t = gA;
-        gA = gC;
-        gC = t;
-    }
-
-    if (net->has_pool) {
-        PoolShape ps = net->pool;
-        ps.n = n;
-        maxpool_backward(&ps, gA, net->argmax, gB);
-        float *t = gA;
-        gA = gB;
-        gB = t;
-    }
-    unit_backward(net, &net->stem, net->input, n, gA, gB, NULL);
 }

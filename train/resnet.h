@@ -10,12 +10,15 @@
  * official SplitBatchNorm (which, unlike nn.BatchNorm2d, does not count num_batches_tracked).
  *
  * Memory: parameters live in the ParamSet arenas; activations in one arena sized at build
- * time for max_batch images. RESNET_TRAIN keeps every activation backward needs;
- * RESNET_FORWARD_ONLY (the key encoder) rotates four buffers instead.
+ * time for max_batch images. RESNET_TRAIN keeps what backward needs (conv outputs and block
+ * outputs; BN+ReLU outputs inside a block are recomputed in backward); RESNET_FORWARD_ONLY
+ * (the key encoder) keeps nothing between layers. Buffers needed only during one forward or
+ * backward live in a scratch region that several networks can share (resnet_use_scratch).
  */
 #ifndef MOCO_RESNET_H
 #define MOCO_RESNET_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kernels/kernels.h"
@@ -48,6 +51,14 @@ void resnet_destroy(Resnet *net);
  * (U(±1/sqrt(fan_in)) for weight and bias); the CIFAR stem conv1 gets nn.Conv2d's default
  * (U(±1/sqrt(fan_in))) since the demo replaces it after torchvision's init. */
 void resnet_init(Resnet *net, uint64_t seed);
+
+/* Bytes of scratch the forward and backward passes use (buffers and conv workspace). */
+size_t resnet_scratch_bytes(const Resnet *net);
+/* Points the network at scratch (>= resnet_scratch_bytes, 64-byte aligned), which must
+ * outlive it. Networks that never run at the same time (the query and key encoders of one
+ * step) may share one region; its contents do not survive from one forward or backward call
+ * to the next. Without this call the first forward allocates the network's own. */
+void resnet_use_scratch(Resnet *net, void *scratch);
 
 int resnet_feature_dim(const Resnet *net);   /* 512 (18/34) or 2048 (50) */
 int resnet_output_dim(const Resnet *net);    /* head output, or the feature dim */

@@ -1,12 +1,18 @@
 /* batchnorm.c — batch normalization on the CPU (train and eval forward, backward), with the
- * split mode of the official SplitBatchNorm.
+ * split mode of the official SplitBatchNorm, and the fused forms the ResNet step uses
+ * (BN + residual add + ReLU in one pass; BN backward with the ReLU mask recomputed).
+ * The affine form y = x * scale + shift is computed once per (split, channel) by the stats
+ * functions and shared by the apply pass and the backward's mask.
  *
  * x is [n, m, c] (NHWC, m = H*W), so every reduction is over rows of length c with the channel
  * contiguous: threads take ranges of rows, each keeps its own per-(split, channel) partial sums
  * (float over short row blocks, then double), and the partials are added at the end.
  * Sample i belongs to split i % splits. y = x * scale + shift with scale = gamma * invstd,
- * the same form (and rounding) as PyTorch's CPU batch norm.
- * The plain reference is ref_batchnorm_* in kernels/reference/batchnorm_ref.c.
+ * the same form (and rounding) as PyTorch's CPU batch norm. Each op is two passes over the
+ * activations: one reduction, one elementwise pass (the minimum without the statistics
+ * coming out of the conv itself).
+ * The plain references are ref_batchnorm_* in kernels/reference/batchnorm_ref.c and
+ * batchnorm_fused_ref.c.
  */
 #include "kernels/kernels.h"
 #include "common/error.h"
@@ -27,13 +33,41 @@ static void bn_check(const BNShape *s, const char *who)
  * rounding stays ~1e-7 relative, long enough that the inner loop is 4-wide float SIMD. */
 #define BN_FLOAT_BLOCK 16
 
-/* Per-(split, channel) sums over all rows of each split's samples, chosen by `kind`:
- *   0: a = sum (x - ref), b = sum (x - ref)^2, ref = the split's first row (forward stats;
- *      shifting by a sample value keeps E[d^2] - E[d]^2 free of cancellation when |mean|>>std)
- *   1: a = sum dy,        b = sum dy * (x - ref), ref = the saved mean (backward)
- * ref and the outputs out_a, out_b are [splits * c]. */
-static void bn_reduce(const BNShape *s, int kind, const float *x, const float *dy,
-                      const float *ref, double *out_a, double *out_b)
+typedef enum {
+    REDUCE_STATS,     /* a = sum (x - ref), b = sum (x - ref)^2, ref = the split's first row
+                       * (shifting by a sample value keeps E[d^2] - E[d]^2 free of cancellation
+                       * when |mean| >> std) */
+    REDUCE_GRAD,      /* a = sum g, b = sum g * (x - ref), g = dy, ref = the saved mean */
+    REDUCE_GRAD_RELU, /* the same with g = dy where x * scale + shift > 0, else 0 */
+} ReduceKind;
+
+/* One row's contribution to the float block sums fa, fb (the thread's own, hence restrict:
+ * without it the compiler must assume fa may alias x and keeps the loop scalar, with a
+ * mispredicted branch per element for the ReLU mask). `kind` is a constant at each call. */
+static inline void reduce_row(ReduceKind kind, int c, const float *restrict x,
+                              const float *restrict dy, const float *restrict ref,
+                              const float *restrict scale, const float *restrict shift,
+                              float *restrict fa, float *restrict fb)
+{
+    for (int ch = 0; ch < c; ch++) {
+        float d = x[ch] - ref[ch];
+        if (kind == REDUCE_STATS) {
+            fa[ch] += d;
+            fb[ch] += d * d;
+        } else {
+            float g = dy[ch];
+            if (kind == REDUCE_GRAD_RELU) g = x[ch] * scale[ch] + shift[ch] > 0.0f ? g : 0.0f;
+            fa[ch] += g;
+            fb[ch] += g * d;
+        }
+    }
+}
+
+/* Per-(split, channel) sums over all rows of each split's samples, as `kind` says.
+ * ref, scale, shift and the outputs out_a, out_b are [splits * c]. */
+static void bn_reduce(const BNShape *s, ReduceKind kind, const float *x, const float *dy,
+                      const float *ref, const float *scale, const float *shift, double *out_a,
+                      double *out_b)
 {
     const int c = s->c, splits = s->splits;
     const size_t per = (size_t)splits * c;
@@ -62,19 +96,14 @@ static void bn_reduce(const BNShape *s, int kind, const float *x, const float *d
                 filled = 0;
             }
             filled++;
-            const float *xi = x + (size_t)row * c, *r = ref + (size_t)sp * c;
-            if (kind == 0) {
-                for (int ch = 0; ch < c; ch++) {
-                    float d = xi[ch] - r[ch];
-                    fa[ch] += d;
-                    fb[ch] += d * d;
-                }
-            } else {
-                const float *gi = dy + (size_t)row * c;
-                for (int ch = 0; ch < c; ch++) {
-                    fa[ch] += gi[ch];
-                    fb[ch] += gi[ch] * (xi[ch] - r[ch]);
-                }
+            const size_t o = (size_t)sp * c;
+            const float *xi = x + (size_t)row * c, *gi = dy ? dy + (size_t)row * c : NULL;
+            switch (kind) {
+            case REDUCE_STATS: reduce_row(REDUCE_STATS, c, xi, NULL, ref + o, NULL, NULL, fa, fb); break;
+            case REDUCE_GRAD: reduce_row(REDUCE_GRAD, c, xi, gi, ref + o, NULL, NULL, fa, fb); break;
+            case REDUCE_GRAD_RELU:
+                reduce_row(REDUCE_GRAD_RELU, c, xi, gi, ref + o, scale + o, shift + o, fa, fb);
+                break;
             }
         }
         if (cur >= 0)
@@ -96,25 +125,42 @@ static void bn_reduce(const BNShape *s, int kind, const float *x, const float *d
     free(partial);
 }
 
-/* y = x * scale[split][c] + shift[split][c] for every row. */
-static void bn_apply(const BNShape *s, const float *x, const float *scale, const float *shift,
-                     float *y)
+/* One row of y = act(x * scale + shift [+ z]); the flags are constants at each call site so
+ * every combination compiles to its own vector loop. */
+static inline void apply_row(int has_z, int relu, int c, const float *x, const float *sc,
+                             const float *sh, const float *z, float *y)
 {
-    const int c = s->c;
-#pragma omp parallel for schedule(static)
-    for (long row = 0; row < (long)s->n * s->m; row++) {
-        size_t o = (size_t)((row / s->m) % s->splits) * c;
-        const float *sc = scale + o, *sh = shift + o, *xi = x + (size_t)row * c;
-        float *yi = y + (size_t)row * c;
-        for (int ch = 0; ch < c; ch++) yi[ch] = xi[ch] * sc[ch] + sh[ch];
+    for (int ch = 0; ch < c; ch++) {
+        float v = x[ch] * sc[ch] + sh[ch];
+        if (has_z) v += z[ch];
+        y[ch] = relu ? (v > 0.0f ? v : 0.0f) : v;
     }
 }
 
-void batchnorm_forward_train(const BNShape *s, const float *x, const float *gamma,
-                             const float *beta, float *running_mean, float *running_var,
-                             float *save_mean, float *save_invstd, float *y)
+static void bn_apply(const BNShape *s, const float *x, const float *scale, const float *shift,
+                     const float *z, int relu, float *y)
 {
-    bn_check(s, "batchnorm_forward_train");
+    const int c = s->c;
+    const int mode = (z ? 2 : 0) + (relu ? 1 : 0);
+#pragma omp parallel for schedule(static)
+    for (long row = 0; row < (long)s->n * s->m; row++) {
+        size_t o = (size_t)((row / s->m) % s->splits) * c, at = (size_t)row * c;
+        const float *sc = scale + o, *sh = shift + o, *xi = x + at, *zi = z ? z + at : NULL;
+        float *yi = y + at;
+        switch (mode) {
+        case 0: apply_row(0, 0, c, xi, sc, sh, NULL, yi); break;
+        case 1: apply_row(0, 1, c, xi, sc, sh, NULL, yi); break;
+        case 2: apply_row(1, 0, c, xi, sc, sh, zi, yi); break;
+        default: apply_row(1, 1, c, xi, sc, sh, zi, yi); break;
+        }
+    }
+}
+
+void batchnorm_stats_train(const BNShape *s, const float *x, const float *gamma,
+                           const float *beta, float *running_mean, float *running_var,
+                           float *save_mean, float *save_invstd, float *scale, float *shift)
+{
+    bn_check(s, "batchnorm_stats_train");
     const int c = s->c, splits = s->splits;
     const size_t per = (size_t)splits * c;
     const double count = (double)(s->n / splits) * s->m;
@@ -125,9 +171,8 @@ void batchnorm_forward_train(const BNShape *s, const float *x, const float *gamm
     float *ref = xmalloc(per * sizeof(float));
     for (int sp = 0; sp < splits; sp++) /* split sp's first row: sample sp, pixel 0 */
         memcpy(ref + (size_t)sp * c, x + (size_t)sp * s->m * c, (size_t)c * sizeof(float));
-    bn_reduce(s, 0, x, NULL, ref, sum, sumsq);
+    bn_reduce(s, REDUCE_STATS, x, NULL, ref, NULL, NULL, sum, sumsq);
 
-    float *scale = xmalloc(2 * per * sizeof(float)), *shift = scale + per;
     double *new_mean = xcalloc(2 * (size_t)c, sizeof(double)), *new_var = new_mean + c;
     const double mom = s->momentum;
     for (int sp = 0; sp < splits; sp++)
@@ -140,6 +185,9 @@ void batchnorm_forward_train(const BNShape *s, const float *x, const float *gamm
             double invstd = 1.0 / sqrt(var + s->eps);
             save_mean[j] = (float)mean;
             save_invstd[j] = (float)invstd;
+            /* from the unrounded statistics: a ReLU mask recomputed from these in backward
+             * must agree with the exact one as often as possible, and rounding mean first
+             * would add |mean| * 2^-24 * scale of error to every output */
             scale[j] = (float)(gamma[ch] * invstd);
             shift[j] = (float)(beta[ch] - mean * gamma[ch] * invstd);
             /* each split updates from the same old running values; the results are averaged */
@@ -150,48 +198,85 @@ void batchnorm_forward_train(const BNShape *s, const float *x, const float *gamm
         running_mean[ch] = (float)(new_mean[ch] / splits);
         running_var[ch] = (float)(new_var[ch] / splits);
     }
-    bn_apply(s, x, scale, shift, y);
     free(new_mean);
-    free(scale);
     free(ref);
     free(sum);
+}
+
+void batchnorm_stats_eval(const BNShape *s, const float *gamma, const float *beta,
+                          const float *running_mean, const float *running_var, float *scale,
+                          float *shift)
+{
+    bn_check(s, "batchnorm_stats_eval");
+    for (int ch = 0; ch < s->c; ch++) {
+        double invstd = 1.0 / sqrt((double)running_var[ch] + s->eps);
+        for (int sp = 0; sp < s->splits; sp++) { /* repeated so apply can index by split */
+            scale[(size_t)sp * s->c + ch] = (float)(gamma[ch] * invstd);
+            shift[(size_t)sp * s->c + ch] = (float)(beta[ch] - running_mean[ch] * gamma[ch] * invstd);
+        }
+    }
+}
+
+void batchnorm_apply(const BNShape *s, const float *x, const float *scale, const float *shift,
+                     const float *z, int relu, float *y)
+{
+    bn_check(s, "batchnorm_apply");
+    bn_apply(s, x, scale, shift, z, relu, y);
+}
+
+void batchnorm_forward_train(const BNShape *s, const float *x, const float *gamma,
+                             const float *beta, float *running_mean, float *running_var,
+                             float *save_mean, float *save_invstd, float *y)
+{
+    const size_t per = (size_t)s->splits * s->c;
+    float *scale = xmalloc(2 * per * sizeof(float)), *shift = scale + per;
+    batchnorm_stats_train(s, x, gamma, beta, running_mean, running_var, save_mean, save_invstd,
+                          scale, shift);
+    bn_apply(s, x, scale, shift, NULL, 0, y);
+    free(scale);
 }
 
 void batchnorm_forward_eval(const BNShape *s, const float *x, const float *gamma,
                             const float *beta, const float *running_mean,
                             const float *running_var, float *y)
 {
-    bn_check(s, "batchnorm_forward_eval");
-    const int c = s->c;
-    /* one scale/shift per channel, repeated for every split so bn_apply can index by split */
-    float *scale = xmalloc(2 * (size_t)s->splits * c * sizeof(float));
-    float *shift = scale + (size_t)s->splits * c;
-    for (int ch = 0; ch < c; ch++) {
-        double invstd = 1.0 / sqrt((double)running_var[ch] + s->eps);
-        for (int sp = 0; sp < s->splits; sp++) {
-            scale[(size_t)sp * c + ch] = (float)(gamma[ch] * invstd);
-            shift[(size_t)sp * c + ch] = (float)(beta[ch] - running_mean[ch] * gamma[ch] * invstd);
-        }
-    }
-    bn_apply(s, x, scale, shift, y);
+    const size_t per = (size_t)s->splits * s->c;
+    float *scale = xmalloc(2 * per * sizeof(float)), *shift = scale + per;
+    batchnorm_stats_eval(s, gamma, beta, running_mean, running_var, scale, shift);
+    bn_apply(s, x, scale, shift, NULL, 0, y);
     free(scale);
 }
 
-/* With xhat = (x - mean) * invstd and N values per split:
- *   dbeta  = sum dy,  dgamma = sum dy * xhat   (summed over splits: gamma is shared)
- *   dx     = gamma * invstd * (dy - dbeta_s / N - xhat * dgamma_s / N)
- * which is  dx = dy * k1 + (x - mean) * k2 + k3  per (split, channel); keeping (x - mean)
+/* With xhat = (x - mean) * invstd, g the gradient at the BN output (dy, masked by the ReLU
+ * when there is one) and N values per split:
+ *   dbeta  = sum g,  dgamma = sum g * xhat   (summed over splits: gamma is shared)
+ *   dx     = gamma * invstd * (g - dbeta_s / N - xhat * dgamma_s / N)
+ * which is  dx = g * k1 + (x - mean) * k2 + k3  per (split, channel); keeping (x - mean)
  * rather than folding mean into k3 avoids cancellation when |mean| >> std. */
-void batchnorm_backward(const BNShape *s, const float *x, const float *dy, const float *gamma,
-                        const float *save_mean, const float *save_invstd, float *dx,
-                        float *dgamma, float *dbeta)
+static inline void grad_row(int relu, int c, const float *x, const float *dy, const float *mu,
+                            const float *k1, const float *k2, const float *k3,
+                            const float *sc, const float *sh, float *dx)
+{
+    for (int ch = 0; ch < c; ch++) {
+        float g = dy[ch];
+        if (relu) g = x[ch] * sc[ch] + sh[ch] > 0.0f ? g : 0.0f;
+        dx[ch] = g * k1[ch] + (x[ch] - mu[ch]) * k2[ch] + k3[ch];
+    }
+}
+
+void batchnorm_backward_relu(const BNShape *s, const float *x, const float *dy,
+                             const float *gamma, const float *save_mean,
+                             const float *save_invstd, const float *scale, const float *shift,
+                             int relu, float *dx, float *dgamma, float *dbeta)
 {
     bn_check(s, "batchnorm_backward");
+    if (relu && (!scale || !shift)) die("batchnorm_backward_relu: the ReLU mask needs scale and shift");
     const int c = s->c, splits = s->splits;
     const size_t per = (size_t)splits * c;
     const double count = (double)(s->n / splits) * s->m;
     double *sum_dy = xmalloc(2 * per * sizeof(double)), *sum_dyxc = sum_dy + per;
-    bn_reduce(s, 1, x, dy, save_mean, sum_dy, sum_dyxc);
+    bn_reduce(s, relu ? REDUCE_GRAD_RELU : REDUCE_GRAD, x, dy, save_mean, scale, shift, sum_dy,
+              sum_dyxc);
 
     float *k1 = xmalloc(3 * per * sizeof(float)), *k2 = k1 + per, *k3 = k2 + per;
     for (int sp = 0; sp < splits; sp++)
@@ -209,12 +294,22 @@ void batchnorm_backward(const BNShape *s, const float *x, const float *dy, const
         }
 #pragma omp parallel for schedule(static)
     for (long row = 0; row < (long)s->n * s->m; row++) {
-        size_t o = (size_t)((row / s->m) % splits) * c;
-        const float *a = k1 + o, *b = k2 + o, *d = k3 + o, *mu = save_mean + o;
-        const float *xi = x + (size_t)row * c, *gi = dy + (size_t)row * c;
-        float *di = dx + (size_t)row * c;
-        for (int ch = 0; ch < c; ch++) di[ch] = gi[ch] * a[ch] + (xi[ch] - mu[ch]) * b[ch] + d[ch];
+        size_t o = (size_t)((row / s->m) % splits) * c, at = (size_t)row * c;
+        if (relu)
+            grad_row(1, c, x + at, dy + at, save_mean + o, k1 + o, k2 + o, k3 + o, scale + o,
+                     shift + o, dx + at);
+        else
+            grad_row(0, c, x + at, dy + at, save_mean + o, k1 + o, k2 + o, k3 + o, NULL, NULL,
+                     dx + at);
     }
     free(k1);
     free(sum_dy);
+}
+
+void batchnorm_backward(const BNShape *s, const float *x, const float *dy, const float *gamma,
+                        const float *save_mean, const float *save_invstd, float *dx,
+                        float *dgamma, float *dbeta)
+{
+    batchnorm_backward_relu(s, x, dy, gamma, save_mean, save_invstd, NULL, NULL, 0, dx, dgamma,
+                            dbeta);
 }

@@ -12,10 +12,13 @@
  * each GEMM stays large. Everything runs inside one OpenMP team (see cpu_internal.h): in the
  * forward pass each thread builds its own slice of the chunk and multiplies it, so the rows it
  * just wrote are still in its cache.
+ * 3x3 stride-1 pad-1 convs may instead run Winograd F(4x4, 3x3) (conv_winograd.c); the choice
+ * per shape and pass, and MOCO_CONV_ALGO, are in conv_algo.c.
  * The plain reference is ref_conv2d_* in kernels/reference/conv_ref.c.
  */
 #include "kernels/kernels.h"
 #include "kernels/cpu/cpu_internal.h"
+#include "kernels/cpu/winograd.h"
 #include "common/error.h"
 
 #include <omp.h>
@@ -61,10 +64,14 @@ static size_t conv_chunk_rows(const ConvShape *s)
     return rows < conv_p(s) ? rows : conv_p(s);
 }
 
+/* Enough for either algorithm where Winograd applies: MOCO_CONV_ALGO or a test may switch
+ * between them after the caller has sized its workspace. */
 size_t conv2d_workspace_bytes(const ConvShape *s)
 {
     if (conv_is_pointwise(s)) return 0;
-    return conv_chunk_rows(s) * conv_k(s) * sizeof(float);
+    size_t im2col = conv_chunk_rows(s) * conv_k(s) * sizeof(float);
+    size_t winograd = winograd_workspace_bytes(s);
+    return im2col > winograd ? im2col : winograd;
 }
 
 /* Fill col[r - p0][ky][kx][ci] for output pixels r in [p0, p1), zero where the window
@@ -147,6 +154,10 @@ static void col2im_rows_team(const ConvShape *s, const float *dcol, size_t p0, s
 
 void conv2d_forward(const ConvShape *s, const float *x, const float *w, float *y, void *workspace)
 {
+    if (conv_use_winograd(s, 0)) {
+        winograd_conv2d_forward(s, x, w, y, workspace);
+        return;
+    }
     const int k = (int)conv_k(s), co = s->c_out;
     const size_t p = conv_p(s);
     if (conv_is_pointwise(s)) {
@@ -172,6 +183,10 @@ void conv2d_forward(const ConvShape *s, const float *x, const float *w, float *y
 void conv2d_backward_data(const ConvShape *s, const float *dy, const float *w, float *dx,
                           void *workspace)
 {
+    if (conv_use_winograd(s, 1)) {
+        winograd_conv2d_backward_data(s, dy, w, dx, workspace);
+        return;
+    }
     const int k = (int)conv_k(s), co = s->c_out;
     const size_t p = conv_p(s);
     if (conv_is_pointwise(s)) {
@@ -200,6 +215,10 @@ void conv2d_backward_data(const ConvShape *s, const float *dy, const float *w, f
 void conv2d_backward_weight(const ConvShape *s, const float *x, const float *dy, float *dw,
                             void *workspace)
 {
+    if (conv_use_winograd(s, 2)) {
+        winograd_conv2d_backward_weight(s, x, dy, dw, workspace);
+        return;
+    }
     const int k = (int)conv_k(s), co = s->c_out;
     const size_t p = conv_p(s);
     if (conv_is_pointwise(s)) {
