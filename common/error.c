@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static DieHook die_hook;
 
@@ -12,6 +13,11 @@ void set_die_hook(DieHook hook) { die_hook = hook; }
 
 void die(const char *fmt, ...)
 {
+    /* Only the first caller reports and exits; another thread dying at the same moment (two
+     * loader workers meeting the same bad folder) waits here until the process is gone. */
+    static int dying;
+    if (__atomic_exchange_n(&dying, 1, __ATOMIC_SEQ_CST))
+        for (;;) pause();
     char message[2048];
     va_list ap;
     va_start(ap, fmt);
@@ -28,12 +34,16 @@ void die(const char *fmt, ...)
 
 void warn(const char *fmt, ...)
 {
+    /* One write per warning, so that lines from several threads never interleave. */
+    char line[2048];
+    int n = snprintf(line, sizeof line, "moco-train: warning: ");
     va_list ap;
     va_start(ap, fmt);
-    fputs("moco-train: warning: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
     va_end(ap);
+    size_t len = strlen(line);
+    line[len] = '\n';
+    fwrite(line, 1, len + 1, stderr);
 }
 
 void *xmalloc(size_t bytes)

@@ -14,6 +14,21 @@
 #include <sys/stat.h>
 #include <turbojpeg.h>
 
+/* The most pixels one image may have: PIL's decompression-bomb limit (2 * MAX_IMAGE_PIXELS,
+ * where Image.open raises DecompressionBombError), so a folder that torchvision can train on
+ * decodes here too, and a 100-byte file claiming 100000x100000 pixels is refused before
+ * anything is allocated for it (each loader worker would otherwise take gigabytes). */
+#define IMAGE_MAX_PIXELS 178956970ull
+
+static int too_many_pixels(const char *format, uint64_t w, uint64_t h, char *err, size_t errlen)
+{
+    if (w * h <= IMAGE_MAX_PIXELS) return 0;
+    snprintf(err, errlen, "%s declares %llux%llu pixels, more than the %llu-pixel limit for one "
+             "image (a decompression bomb, or a file to downscale first)", format,
+             (unsigned long long)w, (unsigned long long)h, IMAGE_MAX_PIXELS);
+    return 1;
+}
+
 void image_free(Image8 *img)
 {
     free(img->data);
@@ -41,16 +56,18 @@ static int decode_jpeg(const uint8_t *bytes, size_t len, Image8 *out, char *err,
         snprintf(err, errlen, "cannot start the JPEG decoder: %s", tjGetErrorStr2(NULL));
         return -1;
     }
-    int w, h, subsamp, colorspace, rc = -1;
+    /* Zeroed: for a tables-only stream tjDecompressHeader3 succeeds without setting them. */
+    int w = 0, h = 0, subsamp = 0, colorspace = 0, rc = -1;
     uint8_t *cmyk = NULL;
     if (tjDecompressHeader3(tj, bytes, (unsigned long)len, &w, &h, &subsamp, &colorspace) != 0) {
         snprintf(err, errlen, "truncated or corrupt JPEG (%s)", tjGetErrorStr2(tj));
         goto done;
     }
-    if (w <= 0 || h <= 0 || (size_t)w * (size_t)h > ((size_t)1 << 31) / 4) {
-        snprintf(err, errlen, "JPEG has unsupported dimensions %dx%d", w, h);
+    if (w <= 0 || h <= 0) {
+        snprintf(err, errlen, "truncated or corrupt JPEG (no image after the header)");
         goto done;
     }
+    if (too_many_pixels("JPEG", (uint64_t)w, (uint64_t)h, err, errlen)) goto done;
     out->w = w;
     out->h = h;
     out->data = xmalloc((size_t)w * h * 3);
@@ -114,6 +131,13 @@ static void png_on_warning(png_structp png, png_const_charp msg) { (void)png; (v
 
 static int decode_png(const uint8_t *bytes, size_t len, Image8 *out, char *err, size_t errlen)
 {
+    /* The header's own dimensions (IHDR is always the first chunk), checked before libpng,
+     * whose user-limit refusal only says "Invalid IHDR data". */
+    if (len >= 24 && memcmp(bytes + 12, "IHDR", 4) == 0) {
+        uint64_t hw = (uint64_t)bytes[16] << 24 | (uint64_t)bytes[17] << 16 | (uint64_t)bytes[18] << 8 | bytes[19];
+        uint64_t hh = (uint64_t)bytes[20] << 24 | (uint64_t)bytes[21] << 16 | (uint64_t)bytes[22] << 8 | bytes[23];
+        if (too_many_pixels("PNG", hw, hh, err, errlen)) return -1;
+    }
     PngErrorSink sink = {err, errlen};
     PngSource src = {bytes, len, 0};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &sink, png_on_error,
@@ -138,12 +162,13 @@ static int decode_png(const uint8_t *bytes, size_t len, Image8 *out, char *err, 
         return -1;
     }
     png_set_read_fn(png, &src, png_read_from_memory);
-    /* Large, legitimate images: raise libpng's default safety caps a little. */
-    png_set_user_limits(png, 1 << 16, 1 << 16);
+    /* libpng's default caps (1,000,000 per side) would refuse a legitimate 1x2000000 strip
+     * with only "Invalid IHDR data"; the pixel count is limited above and below instead. */
+    png_set_user_limits(png, 0x7fffffff, 0x7fffffff);
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
-    if ((size_t)w * h > ((size_t)1 << 31) / 4) png_error(png, "image too large");
+    if ((uint64_t)w * h > IMAGE_MAX_PIXELS) png_error(png, "image too large");
 
     /* Transformations to 8-bit RGB the way PIL's convert("RGB") ends up: palettes expanded
      * (transparency ignored), gray replicated, alpha dropped (not composited), 16-bit samples

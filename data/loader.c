@@ -13,8 +13,10 @@
 #include "common/error.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     Batch batch;
@@ -71,11 +73,19 @@ static int load_position(Loader *l, int pos, Image8 *img, int *index)
                 *index = j;
                 return own_bad;
             }
-            if (__atomic_exchange_n(&l->bad[j], 1, __ATOMIC_RELAXED) == 0)
+            if (__atomic_exchange_n(&l->bad[j], 1, __ATOMIC_RELAXED) == 0) {
+                flockfile(stderr); /* warn() writes in pieces; keep workers' lines whole */
                 warn("skipping unreadable image '%s': %s", f->paths[j], err);
+                funlockfile(stderr);
+            }
         }
         if (k == 0) own_bad = 1;
     }
+    /* Every worker reaches this at once when no file is readable; one reports and exits, the
+     * others wait for the exit instead of printing the same error and racing into exit(). */
+    static int reported;
+    if (__atomic_exchange_n(&reported, 1, __ATOMIC_ACQ_REL))
+        for (;;) pause();
     die("no readable image among the %d files of image folder '%s'", l->n, f->root);
 }
 

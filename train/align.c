@@ -2,6 +2,8 @@
  * PyTorch reference can be compared tensor by tensor. See align.h and DESIGN §4. */
 #include "train/align.h"
 
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,10 +16,18 @@
 
 #define MAX_OVERRIDES 64
 
-static void usage(void)
+/* A usage error: the problem, the usage line, exit status 2. */
+static int usage_error(const char *fmt, ...) MOCO_PRINTF(1, 2);
+static int usage_error(const char *fmt, ...)
 {
-    fprintf(stderr, "usage: moco-train align --config C --state IN.safetensors "
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("moco-train: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nusage: moco-train align --config C --state IN.safetensors "
                     "--batch B.safetensors --out OUT.safetensors [--set key.path=value ...]\n");
+    return 2;
 }
 
 /* im [S, N, 3, H, W] -> checks and returns the tensor. */
@@ -48,21 +58,29 @@ int align_main(int argc, char **argv)
     int n_over = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (i + 1 >= argc) { usage(); die("align: %s needs a value", a); }
-        if (strcmp(a, "--config") == 0) config = argv[++i];
-        else if (strcmp(a, "--state") == 0) state = argv[++i];
-        else if (strcmp(a, "--batch") == 0) batch = argv[++i];
-        else if (strcmp(a, "--out") == 0) out = argv[++i];
-        else if (strcmp(a, "--set") == 0) {
-            if (n_over == MAX_OVERRIDES) die("align: too many --set options");
+        const char **slot = NULL;
+        if (strcmp(a, "--config") == 0) slot = &config;
+        else if (strcmp(a, "--state") == 0) slot = &state;
+        else if (strcmp(a, "--batch") == 0) slot = &batch;
+        else if (strcmp(a, "--out") == 0) slot = &out;
+        else if (strcmp(a, "--set") != 0) return usage_error("align: unknown option '%s'", a);
+        if (i + 1 >= argc || !argv[i + 1][0]) return usage_error("align: %s needs a value", a);
+        if (slot && *slot) return usage_error("align: %s given twice", a);
+        if (slot) {
+            *slot = argv[++i];
+        } else {
+            if (n_over == MAX_OVERRIDES) return usage_error("align: more than %d --set options", MAX_OVERRIDES);
             overrides[n_over++] = argv[++i];
-        } else { usage(); die("align: unknown option '%s'", a); }
+        }
     }
-    if (!config || !state || !batch || !out) { usage(); die("align: --config, --state, --batch and --out are required"); }
+    if (!config || !state || !batch || !out)
+        return usage_error("align: --config, --state, --batch and --out are required");
 
     char err[1024];
     JobConfig cfg;
-    if (config_load(config, overrides, n_over, &cfg, err, sizeof err) != 0) die("%s", err);
+    /* The batch file holds the images: no data folder is needed. */
+    if (config_load_ex(config, overrides, n_over, CONFIG_DATA_OPTIONAL, &cfg, err, sizeof err) != 0)
+        die("%s", err);
     if (cfg.resources.threads > 0) kernels_set_threads(cfg.resources.threads);
 
     StFile bf, sf;
@@ -70,10 +88,29 @@ int align_main(int argc, char **argv)
     const StTensor *tq = image_tensor(&bf, "im_q"), *tk = image_tensor(&bf, "im_k");
     for (int d = 0; d < 5; d++)
         if (tq->shape[d] != tk->shape[d]) die("align: im_q and im_k have different shapes");
+    if (tq->shape[0] < 1 || tq->shape[1] < 1 || tq->shape[3] < 1 || tq->shape[0] > INT_MAX ||
+        tq->shape[1] > INT_MAX || tq->shape[3] > INT_MAX)
+        die("align: 'im_q' is [%lld, %lld, 3, %lld, %lld]: S (steps), N (batch) and H must be at least 1",
+            (long long)tq->shape[0], (long long)tq->shape[1], (long long)tq->shape[3],
+            (long long)tq->shape[4]);
     const int S = (int)tq->shape[0], N = (int)tq->shape[1], H = (int)tq->shape[3];
     const StTensor *tp = st_find(&bf, "perm");
     if (tp && (tp->dtype != ST_I64 || tp->ndim != 2 || tp->shape[0] != S || tp->shape[1] != N))
         die("align: 'perm' must be int64 [S, N] = [%d, %d]", S, N);
+    if (tp) { /* each row must be a permutation of 0..N-1, or keys would be lost and repeated */
+        unsigned char *hit = xcalloc((size_t)N, 1);
+        for (int s = 0; s < S; s++) {
+            const int64_t *row = (const int64_t *)tp->data + (size_t)s * N;
+            memset(hit, 0, (size_t)N);
+            for (int i = 0; i < N; i++) {
+                if (row[i] < 0 || row[i] >= N || hit[row[i]])
+                    die("align: 'perm' row %d is not a permutation of 0..%d (entry %d is %lld)",
+                        s, N - 1, i, (long long)row[i]);
+                hit[row[i]] = 1;
+            }
+        }
+        free(hit);
+    }
 
     /* Single process: the given batch is the global batch; the images set the size. */
     cfg.optim.batch_size = N;

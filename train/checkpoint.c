@@ -5,6 +5,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +96,29 @@ static void remove_old_checkpoints(const char *dir, int keep_last)
     free_names(names, count);
 }
 
+void checkpoint_remove_stale_temps(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL) {
+        /* ".ckpt-e0003-s000000006.safetensors.tmp.<pid>", as st_writer_save names them */
+        const char *name = ent->d_name, *tag = strstr(name, ".safetensors.tmp.");
+        if (strncmp(name, ".ckpt-e", 7) != 0 || !tag) continue;
+        char *end;
+        errno = 0;
+        long pid = strtol(tag + strlen(".safetensors.tmp."), &end, 10);
+        if (errno || *end || pid <= 0) continue;
+        /* A live process other than us may be writing it (two runs sharing a folder). */
+        if (pid != (long)getpid() && !(kill((pid_t)pid, 0) != 0 && errno == ESRCH)) continue;
+        char path[CONFIG_PATH_MAX + 256];
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        if (unlink(path) == 0)
+            fprintf(stderr, "removed %s, an unfinished checkpoint of an interrupted run\n", path);
+    }
+    closedir(d);
+}
+
 void checkpoint_save(Moco *m, const JobConfig *cfg, const CheckpointCursor *cur,
                      char *path_out, size_t path_len)
 {
@@ -174,9 +199,16 @@ int checkpoint_open(const char *path, StFile *f, CheckpointCursor *cur, char *er
     cJSON *c = cJSON_Parse(st_metadata(f, "cursor") ? st_metadata(f, "cursor") : "");
     cJSON *ce = c ? cJSON_GetObjectItem(c, "epoch") : NULL;
     cJSON *cb = c ? cJSON_GetObjectItem(c, "batch") : NULL;
-    if (!cJSON_IsNumber(ce) || !cJSON_IsNumber(cb)) {
+    /* Checked, not trusted: a negative or saturated cursor would otherwise run epochs that
+     * do not exist and name checkpoints "ckpt-e-005-...". */
+    int cursor_ok = cJSON_IsNumber(ce) && cJSON_IsNumber(cb) && ce->valuedouble >= 0 &&
+                    cb->valuedouble >= 0 && ce->valuedouble <= (1 << 30) &&
+                    cb->valuedouble <= (1 << 30) && ce->valuedouble == floor(ce->valuedouble) &&
+                    cb->valuedouble == floor(cb->valuedouble) && step >= 0 && epoch >= 0 &&
+                    epoch <= (1 << 30);
+    if (!cursor_ok) {
         cJSON_Delete(c);
-        snprintf(err, errlen, "%s: metadata cursor missing or malformed", file);
+        snprintf(err, errlen, "%s: metadata step, epoch or cursor missing, negative or malformed", file);
         st_free(f);
         return -1;
     }

@@ -34,6 +34,10 @@ typedef struct {
 void checkpoint_save(Moco *m, const JobConfig *cfg, const CheckpointCursor *cur,
                      char *path_out, size_t path_len);
 
+/* Removes the temporary files of checkpoint saves that a killed process left in dir (their
+ * writer's pid no longer runs): each is as large as a checkpoint, and nothing else would. */
+void checkpoint_remove_stale_temps(const char *dir);
+
 /* Opens a checkpoint for resume: a file, or a folder whose newest ckpt-*.safetensors is
  * taken. Fills f and cur. 0, or -1 with err naming the file and the fix. */
 int checkpoint_open(const char *path, StFile *f, CheckpointCursor *cur, char *err, size_t errlen);

@@ -6,52 +6,86 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int parse_int(const char *opt, const char *s, int *out)
+/* An integer option in [min, 10^9]. */
+static int parse_int(const char *opt, const char *s, long min, int *out)
 {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < -1 || v > 1000000000) {
-        fprintf(stderr, "moco-train: %s needs an integer, got '%s'\n", opt, s);
+    if (errno || end == s || *end || v < min || v > 1000000000) {
+        fprintf(stderr, "moco-train: %s needs an integer >= %ld, got '%s'\n", opt, min, s);
         return -1;
     }
     *out = (int)v;
     return 0;
 }
 
-int cli_args_parse(int argc, char **argv, int first, CliArgs *a)
+static const struct {
+    const char *name;
+    unsigned bit;
+} options[] = {
+    {"--config", CLI_CONFIG},   {"--set", CLI_SET},   {"--resume", CLI_RESUME},
+    {"--events-fd", CLI_EVENTS_FD}, {"--steps", CLI_STEPS}, {"--checkpoint", CLI_CHECKPOINT},
+    {"--out", CLI_OUT},         {"--export", CLI_EXPORT},
+};
+
+int cli_args_parse(int argc, char **argv, int first, const char *command, unsigned allowed,
+                   CliArgs *a)
 {
     memset(a, 0, sizeof *a);
     a->events_fd = -1;
+    unsigned seen = 0;
     for (int i = first; i < argc; i++) {
         const char *opt = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes_value = 1;
-        if (!strcmp(opt, "--config")) a->config = val;
-        else if (!strcmp(opt, "--resume")) a->resume = val;
-        else if (!strcmp(opt, "--checkpoint")) a->checkpoint = val;
-        else if (!strcmp(opt, "--out")) a->out = val;
-        else if (!strcmp(opt, "--export")) a->export_what = val;
-        else if (!strcmp(opt, "--set")) {
-            if (val && a->n_sets == CLI_MAX_SETS) {
+        unsigned bit = 0;
+        for (size_t k = 0; k < sizeof options / sizeof options[0]; k++)
+            if (!strcmp(opt, options[k].name)) bit = options[k].bit;
+        if (!bit) {
+            if (opt[0] == '-')
+                fprintf(stderr, "moco-train: unknown option '%s' (see moco-train --help)\n", opt);
+            else
+                fprintf(stderr, "moco-train: unexpected argument '%s': every value follows its "
+                        "option, e.g. --config FILE (see moco-train --help)\n", opt);
+            return -1;
+        }
+        if (!(allowed & bit)) {
+            fprintf(stderr, "moco-train: %s does not take %s (see moco-train --help)\n", command,
+                    opt);
+            return -1;
+        }
+        if ((seen & bit) && bit != CLI_SET) {
+            fprintf(stderr, "moco-train: option %s given twice\n", opt);
+            return -1;
+        }
+        seen |= bit;
+        if (i + 1 >= argc) {
+            fprintf(stderr, "moco-train: option %s needs a value\n", opt);
+            return -1;
+        }
+        const char *val = argv[++i];
+        if (!val[0]) {
+            fprintf(stderr, "moco-train: option %s needs a value, got an empty string\n", opt);
+            return -1;
+        }
+        switch (bit) {
+        case CLI_CONFIG: a->config = val; break;
+        case CLI_RESUME: a->resume = val; break;
+        case CLI_CHECKPOINT: a->checkpoint = val; break;
+        case CLI_OUT: a->out = val; break;
+        case CLI_EXPORT: a->export_what = val; break;
+        case CLI_SET:
+            if (a->n_sets == CLI_MAX_SETS) {
                 fprintf(stderr, "moco-train: more than %d --set options\n", CLI_MAX_SETS);
                 return -1;
             }
-            if (val) a->sets[a->n_sets++] = val;
-        } else if (!strcmp(opt, "--events-fd")) {
-            if (val && parse_int(opt, val, &a->events_fd)) return -1;
-        } else if (!strcmp(opt, "--steps")) {
-            if (val && parse_int(opt, val, &a->steps)) return -1;
-        } else {
-            fprintf(stderr, "moco-train: unknown option '%s' (see moco-train --help)\n", opt);
-            return -1;
-        }
-        if (takes_value) {
-            if (!val) {
-                fprintf(stderr, "moco-train: option %s needs a value\n", opt);
-                return -1;
-            }
-            i++;
+            a->sets[a->n_sets++] = val;
+            break;
+        case CLI_EVENTS_FD: /* -1: no events (what a launcher passes when it wants none) */
+            if (parse_int(opt, val, -1, &a->events_fd)) return -1;
+            break;
+        case CLI_STEPS:
+            if (parse_int(opt, val, 1, &a->steps)) return -1;
+            break;
         }
     }
     return 0;

@@ -2,12 +2,25 @@
  *
  *   --config FILE  --set key.path=value (repeatable)  --resume CKPT  --events-fd N
  *   --steps N (bench)  --checkpoint CKPT --out FILE --export backbone (export)
- * Unknown options and missing values are errors that name the option.
+ * Unknown options, options that the subcommand does not take, options given twice, missing
+ * or empty values are errors that name the option (exit status 2, as every usage error).
  */
 #ifndef MOCO_CLI_ARGS_H
 #define MOCO_CLI_ARGS_H
 
 #define CLI_MAX_SETS 64
+
+/* One bit per option, for the set a subcommand accepts. */
+enum {
+    CLI_CONFIG = 1u << 0,
+    CLI_SET = 1u << 1,
+    CLI_RESUME = 1u << 2,
+    CLI_EVENTS_FD = 1u << 3,
+    CLI_STEPS = 1u << 4,
+    CLI_CHECKPOINT = 1u << 5,
+    CLI_OUT = 1u << 6,
+    CLI_EXPORT = 1u << 7,
+};
 
 typedef struct {
     const char *config;
@@ -21,7 +34,9 @@ typedef struct {
     const char *export_what;
 } CliArgs;
 
-/* Parses argv[first..argc). 0, or -1 after printing the problem and usage on stderr. */
-int cli_args_parse(int argc, char **argv, int first, CliArgs *a);
+/* Parses argv[first..argc) for subcommand `command` (named in messages), which accepts the
+ * options in `allowed` (CLI_* bits). 0, or -1 after printing the problem on stderr. */
+int cli_args_parse(int argc, char **argv, int first, const char *command, unsigned allowed,
+                   CliArgs *a);
 
 #endif

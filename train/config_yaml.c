@@ -15,6 +15,10 @@
 #include <yaml.h>
 
 #define YAML_MAX_DEPTH 64
+/* Aliases copy their anchor's subtree, so nine anchors of nine aliases each expand to 9^9
+ * values ("billion laughs") from a 400-byte file. A job spec has about a hundred values; cap
+ * the total, aliases included, far above that. */
+#define YAML_MAX_NODES 100000
 
 typedef struct {
     yaml_parser_t parser;
@@ -28,6 +32,7 @@ typedef struct {
     char **anchor_names;
     cJSON **anchor_nodes;
     int n_anchors;
+    long n_nodes; /* values built so far, alias copies included (bounded by YAML_MAX_NODES) */
 } YamlReader;
 
 static void reader_error(YamlReader *r, size_t line0, size_t col0, const char *fmt, ...)
@@ -238,6 +243,25 @@ static cJSON *parse_mapping(YamlReader *r, int depth, const char *path)
     return NULL;
 }
 
+/* Values in a built subtree (its depth is bounded by YAML_MAX_DEPTH). */
+static long count_nodes(const cJSON *node)
+{
+    long n = 1;
+    for (const cJSON *c = node->child; c; c = c->next) n += count_nodes(c);
+    return n;
+}
+
+/* Counts n more values; refuses once the document holds more than YAML_MAX_NODES. */
+static int charge_nodes(YamlReader *r, const yaml_event_t *ev, long n)
+{
+    r->n_nodes += n;
+    if (r->n_nodes <= YAML_MAX_NODES) return 0;
+    reader_error(r, ev->start_mark.line, ev->start_mark.column,
+                 "more than %d values (aliases expanded); a job spec is a small mapping",
+                 YAML_MAX_NODES);
+    return -1;
+}
+
 static cJSON *parse_node(YamlReader *r, yaml_event_t *ev, int depth, const char *path)
 {
     if (depth > YAML_MAX_DEPTH) {
@@ -246,6 +270,7 @@ static cJSON *parse_node(YamlReader *r, yaml_event_t *ev, int depth, const char 
         return NULL;
     }
     cJSON *node = NULL;
+    if (ev->type != YAML_ALIAS_EVENT && charge_nodes(r, ev, 1) != 0) return NULL;
     switch (ev->type) {
     case YAML_SCALAR_EVENT:
         node = scalar_node(ev);
@@ -261,8 +286,10 @@ static cJSON *parse_node(YamlReader *r, yaml_event_t *ev, int depth, const char 
         return node;
     case YAML_ALIAS_EVENT:
         for (int i = r->n_anchors - 1; i >= 0; i--)
-            if (!strcmp(r->anchor_names[i], (const char *)ev->data.alias.anchor))
+            if (!strcmp(r->anchor_names[i], (const char *)ev->data.alias.anchor)) {
+                if (charge_nodes(r, ev, count_nodes(r->anchor_nodes[i])) != 0) return NULL;
                 return checked(cJSON_Duplicate(r->anchor_nodes[i], 1));
+            }
         reader_error(r, ev->start_mark.line, ev->start_mark.column, "unknown alias *%s",
                      (const char *)ev->data.alias.anchor);
         return NULL;

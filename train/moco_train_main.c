@@ -3,6 +3,7 @@
  * moco-train is complete on its own (the equivalent of main_moco.py): a researcher runs it
  * from a shell without the daemon, and mocod launches it for every job (DESIGN §1).
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@
 #include "train/bench.h"
 #include "train/checkpoint.h"
 #include "train/cli_args.h"
+#include "train/events.h"
 #include "train/pretrain.h"
 
 static void usage(FILE *out)
@@ -23,12 +25,43 @@ static void usage(FILE *out)
           "evaluation release.\n", out);
 }
 
+/* Usage errors end with status 2 and the usage text, as README promises. */
+static int usage_error(const char *msg)
+{
+    fprintf(stderr, "moco-train: %s\n", msg);
+    usage(stderr);
+    return 2;
+}
+
+/* --events-fd must name a descriptor open for writing: a typo there would otherwise lose every
+ * event of the run after one warning. */
+static int check_events_fd(int fd)
+{
+    if (fd < 0) return 0;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) {
+        fprintf(stderr, "moco-train: --events-fd %d is not an open file descriptor (the caller "
+                "must pass it open for writing, e.g. 3>events.jsonl)\n", fd);
+        return -1;
+    }
+    if ((flags & O_ACCMODE) == O_RDONLY) {
+        fprintf(stderr, "moco-train: --events-fd %d is open read-only; events need a descriptor "
+                "open for writing\n", fd);
+        return -1;
+    }
+    return 0;
+}
+
 static int export_main(const CliArgs *a)
 {
     char err[2048];
-    if (!a->export_what || strcmp(a->export_what, "backbone") != 0)
-        die("--export: only 'backbone' is supported, got '%s'", a->export_what ? a->export_what : "");
-    if (!a->checkpoint || !a->out) die("--export backbone needs --checkpoint CKPT and --out FILE");
+    if (strcmp(a->export_what, "backbone") != 0) {
+        fprintf(stderr, "moco-train: --export: only 'backbone' is supported, got '%s'\n", a->export_what);
+        return 2;
+    }
+    if (!a->checkpoint || !a->out)
+        return usage_error("--export backbone needs --checkpoint CKPT and --out FILE");
+    events_open(a->events_fd);
     if (checkpoint_export_backbone(a->checkpoint, a->out, err, sizeof err) != 0) die("%s", err);
     fprintf(stderr, "backbone written to %s\n", a->out);
     return 0;
@@ -44,7 +77,9 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "align")) return align_main(argc - 1, argv + 1);
     CliArgs args;
     if (!strcmp(cmd, "--export")) {
-        if (cli_args_parse(argc, argv, 1, &args) != 0) return 2;
+        if (cli_args_parse(argc, argv, 1, "--export", CLI_EXPORT | CLI_CHECKPOINT | CLI_OUT | CLI_EVENTS_FD,
+                           &args) != 0 || check_events_fd(args.events_fd) != 0)
+            return 2;
         return export_main(&args);
     }
     int is_pretrain = !strcmp(cmd, "pretrain"), is_bench = !strcmp(cmd, "bench");
@@ -56,6 +91,13 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (cli_args_parse(argc, argv, 2, &args) != 0) return 2;
+    unsigned allowed = is_pretrain ? CLI_CONFIG | CLI_SET | CLI_RESUME | CLI_EVENTS_FD
+                                   : CLI_CONFIG | CLI_SET | CLI_STEPS;
+    if (cli_args_parse(argc, argv, 2, cmd, allowed, &args) != 0 || check_events_fd(args.events_fd) != 0)
+        return 2;
+    if (is_pretrain && !args.config && !args.resume)
+        return usage_error("pretrain needs --config FILE (see configs/ for recipes), or --resume CKPT "
+                           "to continue a run with its own config");
+    if (is_bench && !args.config) return usage_error("bench needs --config FILE");
     return is_pretrain ? pretrain_main(&args) : bench_main(&args);
 }

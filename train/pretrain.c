@@ -10,11 +10,15 @@
 #include "train/pretrain.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "data/loader.h"
@@ -34,7 +38,11 @@ static volatile sig_atomic_t stop_requested;
 
 static void request_stop(int sig)
 {
-    (void)sig;
+    if (stop_requested) { /* a second Ctrl-C: stop now (checkpoint writes are atomic) */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
     stop_requested = 1;
 }
 
@@ -46,6 +54,9 @@ static void install_stop_handlers(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    /* Past a file-size limit (ulimit -f) a write fails with EFBIG and the save reports it,
+     * naming the checkpoint, instead of the process dying of SIGXFSZ mid-write. */
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 /* Running means over the steps since the last report. */
@@ -82,6 +93,84 @@ static void save_checkpoint(Moco *m, const JobConfig *cfg, const CheckpointCurso
     cJSON_AddStringToObject(e, "path", path);
     events_emit(e);
     fprintf(stderr, "checkpoint: %s\n", path);
+}
+
+/* Refuses, before anything big is allocated, a config whose smallest buffers alone exceed
+ * the machine's memory, naming the keys: otherwise the run dies on "out of memory allocating
+ * N bytes" (or the kernel's OOM killer ends it) with nothing said about which key to change.
+ * These are lower bounds (the queue, the logits and their gradient, both input views and
+ * the first layer's output of both encoders); the real need is several times more. */
+static void check_memory(const JobConfig *cfg)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return;
+    double ram = (double)pages * (double)page, gib = 1024.0 * 1024.0 * 1024.0;
+    double batch = cfg->optim.batch_size, s = cfg->data.image_size;
+    double stem = cfg->model.cifar_stem ? s : ceil(s / 2.0);
+    double queue = 4.0 * cfg->moco.k * cfg->model.dim;
+    double logits = 2 * 4.0 * batch * (cfg->moco.k + 1.0);
+    double views = 2 * 4.0 * batch * 3 * s * s;
+    double first_layer = 2 * 4.0 * batch * 64 * stem * stem;
+    /* the last head layer [dim, features]: both encoders, gradient, momentum buffer */
+    double features = strcmp(cfg->model.arch, "resnet50") == 0 ? 2048 : 512;
+    double head = 4 * 4.0 * features * cfg->model.dim;
+    double need = queue + logits + views + first_layer + head;
+    if (need <= ram) return;
+    const char *biggest = "the images and activations (optim.batch_size x data.image_size^2)";
+    double most = views + first_layer;
+    if (queue > most) most = queue, biggest = "the queue (moco.k x model.dim)";
+    if (logits > most) most = logits, biggest = "the logits (optim.batch_size x moco.k)";
+    if (head > most) most = head, biggest = "the projection head (model.dim)";
+    die("this config needs more than %.1f GiB but the machine has %.1f GiB of memory, mostly for "
+        "%s: moco.k=%d, model.dim=%d, optim.batch_size=%d, data.image_size=%d; lower them",
+        need / gib, ram / gib, biggest, cfg->moco.k, cfg->model.dim, cfg->optim.batch_size,
+        cfg->data.image_size);
+}
+
+/* With --config and --resume, the keys that fix tensor shapes must agree with the ones the
+ * checkpoint was trained with; say which key differs rather than which tensor mismatches. */
+static void check_resume_compatible(const StFile *resumed, const char *resume_path, const JobConfig *cfg)
+{
+    static const char *keys[][2] = {{"model", "arch"}, {"model", "cifar_stem"}, {"model", "mlp"},
+                                    {"model", "dim"},  {"moco", "k"}};
+    const char *json = st_metadata(resumed, "config");
+    cJSON *theirs = json ? cJSON_Parse(json) : NULL;
+    cJSON *ours = cJSON_Parse(cfg->resolved_json);
+    for (size_t i = 0; theirs && ours && i < sizeof keys / sizeof keys[0]; i++) {
+        cJSON *a = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(theirs, keys[i][0]), keys[i][1]);
+        cJSON *b = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ours, keys[i][0]), keys[i][1]);
+        if (!a || !b || cJSON_Compare(a, b, 1)) continue;
+        char *va = cJSON_PrintUnformatted(a), *vb = cJSON_PrintUnformatted(b);
+        char msg[512];
+        snprintf(msg, sizeof msg, "--resume %s: the checkpoint was trained with %s.%s=%s but the "
+                 "config gives %s; resume with --set %s.%s=%s (or without --config, which uses "
+                 "the checkpoint's own config)", resume_path, keys[i][0], keys[i][1],
+                 va ? va : "?", vb ? vb : "?", keys[i][0], keys[i][1], va ? va : "?");
+        cJSON_free(va);
+        cJSON_free(vb);
+        cJSON_Delete(theirs);
+        cJSON_Delete(ours);
+        die("%s", msg);
+    }
+    cJSON_Delete(theirs);
+    cJSON_Delete(ours);
+}
+
+/* An unusable checkpoint.dir is found at the start, not when the first epoch ends hours
+ * later: the folder is created and a file is created in it and removed again. */
+static void check_checkpoint_dir(const JobConfig *cfg)
+{
+    char err[1024], probe[CONFIG_PATH_MAX + 64];
+    if (make_dirs(cfg->checkpoint.dir, err, sizeof err) != 0)
+        die("checkpoint.dir: %s; set checkpoint.dir to a writable folder", err);
+    snprintf(probe, sizeof probe, "%s/.moco-write-test.%ld", cfg->checkpoint.dir, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        die("checkpoint.dir: cannot create files in %s: %s; set checkpoint.dir to a writable folder",
+            cfg->checkpoint.dir, strerror(errno));
+    close(fd); /* empty and about to be removed: nothing to lose */
+    unlink(probe);
+    checkpoint_remove_stale_temps(cfg->checkpoint.dir);
 }
 
 static void open_train_folder(const JobConfig *cfg, ImageFolder *folder)
@@ -129,6 +218,10 @@ int pretrain_main(const CliArgs *args)
 
     JobConfig cfg;
     load_config(args, resuming ? &resumed : NULL, &cfg);
+    if (resuming && args->config) check_resume_compatible(&resumed, args->resume, &cfg);
+    /* An unusable checkpoint.dir is found now, not when the first epoch ends hours later. */
+    check_checkpoint_dir(&cfg);
+    check_memory(&cfg);
     kernels_set_threads(cfg.resources.threads);
 
     ImageFolder folder;
@@ -150,6 +243,10 @@ int pretrain_main(const CliArgs *args)
     Moco *m = moco_create(&cfg, batch);
     if (resuming) {
         if (moco_load_state(m, &resumed, err, sizeof err) != 0) die("--resume %s: %s", args->resume, err);
+        if (cur.step > 0 && !st_find(&resumed, "optim.momentum_buffer.encoder_q.conv1.weight"))
+            warn("--resume %s: the checkpoint holds no SGD momentum buffers (optim.*); training "
+                 "continues with fresh momentum, so it will not match an uninterrupted run exactly",
+                 args->resume);
         st_free(&resumed);
         fprintf(stderr, "resuming at epoch %d, batch %d (step %" PRId64 ")\n", cur.next_epoch + 1,
                 cur.next_batch, cur.step);
@@ -172,6 +269,14 @@ int pretrain_main(const CliArgs *args)
             cfg.method == METHOD_MOCO_V1 ? "MoCo v1" : "MoCo v2", cfg.model.arch, folder.count,
             folder.num_classes, batch, cfg.moco.k, cfg.optim.epochs, batches, kernels_backend_name());
 
+    if (cur.next_epoch >= cfg.optim.epochs) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "nothing to train: the checkpoint has finished epoch %d of "
+                 "optim.epochs=%d; raise optim.epochs to train longer", cur.next_epoch,
+                 cfg.optim.epochs);
+        fprintf(stderr, "%s\n", msg);
+        events_log(msg);
+    }
     int32_t *perm = xmalloc((size_t)batch * sizeof *perm);
     int stopped = 0, mid_epoch_stop = 0;
     for (int epoch = cur.next_epoch; epoch < cfg.optim.epochs && !stopped; epoch++) {
@@ -187,6 +292,12 @@ int pretrain_main(const CliArgs *args)
             rng_init(&rng, cfg.seed, SHUFFLE_STREAM, (uint64_t)cur.step, 0);
             rng_permutation(&rng, batch, perm);
             MocoStepStats s = moco_train_step(m, b->view[0], b->view[1], perm, (float)lr);
+            /* Stop before a diverged state is checkpointed: with keep_last, NaN checkpoints
+             * would otherwise replace the last good ones. */
+            if (!isfinite(s.loss))
+                die("the loss is %g at step %" PRId64 " (epoch %d): training diverged; lower "
+                    "optim.lr (%g) and resume from the last checkpoint in %s", (double)s.loss,
+                    cur.step + 1, epoch + 1, lr, cfg.checkpoint.dir);
             progress_step_time(&progress, wall_time() - t0);
             cur.step++;
             events_set_position(cur.step, epoch);
@@ -216,19 +327,21 @@ int pretrain_main(const CliArgs *args)
         }
         if (mid_epoch_stop) break;
         progress_break(&progress);
-        char took[32];
-        format_duration(wall_time() - epoch_start, took, sizeof took);
-        int skipped = loader_skipped(loader);
-        fprintf(stderr, "epoch %d/%d done in %s: loss %.4f  acc1 %.2f  acc5 %.2f  unreadable files skipped: %d\n",
-                epoch + 1, cfg.optim.epochs, took, whole.loss / whole.steps,
-                100.0 * whole.correct1 / whole.rows, 100.0 * whole.correct5 / whole.rows, skipped);
-        cJSON *e = event_new("log");
-        cJSON_AddStringToObject(e, "message", "epoch done");
-        cJSON_AddNumberToObject(e, "loss", whole.loss / whole.steps);
-        cJSON_AddNumberToObject(e, "acc1", 100.0 * whole.correct1 / whole.rows);
-        cJSON_AddNumberToObject(e, "acc5", 100.0 * whole.correct5 / whole.rows);
-        cJSON_AddNumberToObject(e, "skipped_files", skipped);
-        events_emit(e);
+        if (whole.steps > 0) { /* none when resumed at the epoch's end */
+            char took[32];
+            format_duration(wall_time() - epoch_start, took, sizeof took);
+            int skipped = loader_skipped(loader);
+            fprintf(stderr, "epoch %d/%d done in %s: loss %.4f  acc1 %.2f  acc5 %.2f  unreadable files skipped: %d\n",
+                    epoch + 1, cfg.optim.epochs, took, whole.loss / whole.steps,
+                    100.0 * whole.correct1 / whole.rows, 100.0 * whole.correct5 / whole.rows, skipped);
+            cJSON *e = event_new("log");
+            cJSON_AddStringToObject(e, "message", "epoch done");
+            cJSON_AddNumberToObject(e, "loss", whole.loss / whole.steps);
+            cJSON_AddNumberToObject(e, "acc1", 100.0 * whole.correct1 / whole.rows);
+            cJSON_AddNumberToObject(e, "acc5", 100.0 * whole.correct5 / whole.rows);
+            cJSON_AddNumberToObject(e, "skipped_files", skipped);
+            events_emit(e);
+        }
         cur.epochs_done = epoch + 1;
         cur.next_epoch = epoch + 1;
         cur.next_batch = 0;

@@ -133,7 +133,7 @@ static inline void apply_row(int has_z, int relu, int c, const float *x, const f
     for (int ch = 0; ch < c; ch++) {
         float v = x[ch] * sc[ch] + sh[ch];
         if (has_z) v += z[ch];
-        y[ch] = relu ? (v > 0.0f ? v : 0.0f) : v;
+        y[ch] = relu ? (v < 0.0f ? 0.0f : v) : v; /* NaN propagates, as torch.relu */
     }
 }
 

@@ -6,8 +6,10 @@
 
 void relu_forward(size_t count, const float *x, float *y)
 {
+    /* x < 0 ? 0 : x (not x > 0 ? x : 0) so that NaN propagates, as torch.relu does: a
+     * diverged run must show a NaN loss, not a finite one. */
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < count; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    for (size_t i = 0; i < count; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
 }
 
 void relu_backward(size_t count, const float *y, const float *dy, float *dx)
