@@ -7,8 +7,9 @@
  * convolution's FLOPs whatever algorithm ran, so Winograd layers can exceed the sgemm rate.
  *
  * Then, for every 3x3 stride-1 layer of both nets, it times each pass with im2col + GEMM and
- * with Winograd F(4x4, 3x3) (the named peer of conv_winograd.c) and prints the speedup: the
- * figures behind the auto rule in kernels/cpu/conv_algo.c. With --threads 1 the times are the
+ * with Winograd F(4x4, 3x3) (the named peer of conv_winograd.c), and the forward pass with
+ * F(2x2, 3x3), and prints the speedups: the figures behind the auto rule in
+ * kernels/cpu/conv_algo.c. With --threads 1 the times are the
  * process's CPU time, which other programs on the machine disturb less than wall time.
  *
  *   build/bin/conv_bench [--batch N] [--threads T] [--reps R] [--chunk-floats F]
@@ -178,10 +179,10 @@ static void time_passes(const ConvShape *s, ConvAlgo algo, int reps, const float
 
 static void bench_winograd(int batch, int reps)
 {
-    printf("\nWinograd F(4x4,3x3) vs im2col+GEMM, ms per pass (best of %d) and speedup; "
-           "batch %d (CIFAR layers x8)\n", reps, batch);
-    printf("%-28s  %-24s  %-24s  %-24s\n", "layer", "forward", "backward data",
-           "backward weight");
+    printf("\nWinograd F(4x4,3x3) vs im2col+GEMM, ms per pass (best of %d) and speedup; last "
+           "column F(2x2,3x3) forward; batch %d (CIFAR layers x8)\n", reps, batch);
+    printf("%-28s  %-24s  %-24s  %-24s  %-14s\n", "layer", "forward", "backward data",
+           "backward weight", "fwd F(2x2)");
     double sum[2] = {0, 0};
     for (size_t i = 0; i < sizeof winograd_layers / sizeof winograd_layers[0]; i++) {
         const Layer *l = &winograd_layers[i];
@@ -192,16 +193,17 @@ static void bench_winograd(int batch, int reps)
         float *x = filled(nx), *w = filled(nw), *y = filled(ny), *dx = filled(nx);
         float *dw = filled(nw);
         void *ws = xaligned_alloc(conv2d_workspace_bytes(&s) + 64);
-        double direct[3], wino[3];
+        double direct[3], wino[3], wino2[3];
         time_passes(&s, CONV_ALGO_IM2COL, reps, x, w, y, dx, dw, ws, direct);
         time_passes(&s, CONV_ALGO_WINOGRAD, reps, x, w, y, dx, dw, ws, wino);
+        time_passes(&s, CONV_ALGO_WINOGRAD2, reps, x, w, y, dx, dw, ws, wino2);
         printf("%-28s", l->name);
         for (int p = 0; p < 3; p++) {
             printf("  %7.2f %7.2f %5.2fx", direct[p] * 1e3, wino[p] * 1e3, direct[p] / wino[p]);
             sum[0] += direct[p];
             sum[1] += wino[p];
         }
-        printf("\n");
+        printf("  %7.2f %5.2fx\n", wino2[0] * 1e3, direct[0] / wino2[0]);
         free(x); free(w); free(y); free(dx); free(dw); free(ws);
     }
     printf("all passes of these layers: im2col %.1f ms, winograd %.1f ms, speedup %.2fx\n",

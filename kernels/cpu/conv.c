@@ -12,7 +12,8 @@
  * each GEMM stays large. Everything runs inside one OpenMP team (see cpu_internal.h): in the
  * forward pass each thread builds its own slice of the chunk and multiplies it, so the rows it
  * just wrote are still in its cache.
- * 3x3 stride-1 pad-1 convs may instead run Winograd F(4x4, 3x3) (conv_winograd.c); the choice
+ * 3x3 stride-1 pad-1 convs may instead run Winograd F(4x4, 3x3) or, forward, F(2x2, 3x3)
+ * (conv_winograd.c); the choice
  * per shape and pass, and MOCO_CONV_ALGO, are in conv_algo.c.
  * The plain reference is ref_conv2d_* in kernels/reference/conv_ref.c.
  */
@@ -154,9 +155,10 @@ static void col2im_rows_team(const ConvShape *s, const float *dcol, size_t p0, s
 
 void conv2d_forward(const ConvShape *s, const float *x, const float *w, float *y, void *workspace)
 {
-    if (conv_use_winograd(s, 0)) {
-        winograd_conv2d_forward(s, x, w, y, workspace);
-        return;
+    switch (conv_use_winograd(s, 0)) {
+    case 4: winograd_conv2d_forward(s, x, w, y, workspace); return;
+    case 2: winograd2_conv2d_forward(s, x, w, y, workspace); return;
+    default: break;
     }
     const int k = (int)conv_k(s), co = s->c_out;
     const size_t p = conv_p(s);

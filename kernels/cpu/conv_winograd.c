@@ -1,4 +1,7 @@
-/* conv_winograd.c — Winograd F(4x4, 3x3) convolution for 3x3, stride-1, pad-1 convs (CPU).
+/* conv_winograd.c — Winograd F(4x4, 3x3) convolution for 3x3, stride-1, pad-1 convs (CPU),
+ * and F(2x2, 3x3) for their forward pass (the same code with tile side m = 2: 4x4 transformed
+ * tiles, 16 GEMMs, 16 multiply-adds per 2x2 output tile against im2col's 36; less saved, but
+ * about as accurate as the direct sum).
  *
  * The output is cut into 4x4 tiles; each reads a 6x6 input window (4 + 2 halo, zero outside
  * the image). With the transforms of Lavin & Gray ("Fast Algorithms for Convolutional Neural
@@ -39,7 +42,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#define NPOS 36 /* positions of a 6x6 transformed tile: one GEMM each */
+#define NPOS 36 /* positions of a 6x6 transformed tile (F(4x4, 3x3)): one GEMM each */
 #define CB 64   /* channels transformed together */
 
 /* 128 tiles: large enough that each GEMM (128 rows, K = c_in) runs near BLAS speed and
@@ -53,16 +56,17 @@ int winograd_applies(const ConvShape *s)
 }
 
 typedef struct {
+    int m, a;             /* output tile side (4 or 2) and transformed tile side m + 2 */
     int n, h, w;          /* spatial size, the same for input and output */
-    int tiles_y, tiles_x; /* 4x4 output tiles per image, the last ones partial */
+    int tiles_y, tiles_x; /* m x m output tiles per image, the last ones partial */
     size_t tiles;         /* over the whole batch */
     size_t block;         /* tiles per block */
 } Tiling;
 
-static Tiling tiling_make(const ConvShape *s)
+static Tiling tiling_make(const ConvShape *s, int m)
 {
-    Tiling t = {.n = s->n, .h = s->h, .w = s->w, .tiles_y = (s->h + 3) / 4,
-                .tiles_x = (s->w + 3) / 4};
+    Tiling t = {.m = m, .a = m + 2, .n = s->n, .h = s->h, .w = s->w,
+                .tiles_y = (s->h + m - 1) / m, .tiles_x = (s->w + m - 1) / m};
     t.tiles = (size_t)t.n * t.tiles_y * t.tiles_x;
     t.block = cpu_winograd_tile_block < 1 ? 1 : cpu_winograd_tile_block;
     if (t.block > t.tiles) t.block = t.tiles;
@@ -79,10 +83,14 @@ static size_t pos_stride(size_t floats) { return floats + 16; }
 size_t winograd_workspace_bytes(const ConvShape *s)
 {
     if (!winograd_applies(s)) return 0;
-    Tiling t = tiling_make(s);
-    size_t c = (size_t)s->c_in, k = (size_t)s->c_out;
-    return NPOS * (pos_stride(c * k) + pos_stride(t.block * c) + pos_stride(t.block * k)) *
-           sizeof(float);
+    size_t c = (size_t)s->c_in, k = (size_t)s->c_out, most = 0;
+    for (int m = 2; m <= 4; m += 2) { /* enough for either tile size */
+        Tiling t = tiling_make(s, m);
+        size_t b = (size_t)t.a * t.a *
+                   (pos_stride(c * k) + pos_stride(t.block * c) + pos_stride(t.block * k));
+        if (b > most) most = b;
+    }
+    return most * sizeof(float);
 }
 
 /* ---- the 1-D transforms, each over `cb` channels: in[j] at in + j*is, out[j] at
@@ -183,6 +191,70 @@ static void filter_grad_rows(const float *in, ptrdiff_t is, float *out, ptrdiff_
     }
 }
 
+/* F(2x2, 3x3) (interpolation points 0, ±1, infinity): its transforms hold only 0, ±1 and
+ * ±1/2, so transformed values stay within 4x the inputs and the float error stays near the
+ * direct sum's (measured in tests/c/test_winograd.c). Forward pass only. */
+
+/* B^T: 4 input values -> 4 transformed values. */
+static void input_rows2(const float *in, ptrdiff_t is, float *out, ptrdiff_t os, int cb)
+{
+    const float *d0 = in, *d1 = in + is, *d2 = in + 2 * is, *d3 = in + 3 * is;
+    float *o0 = out, *o1 = out + os, *o2 = out + 2 * os, *o3 = out + 3 * os;
+    OMP_SIMD
+    for (int c = 0; c < cb; c++) {
+        o0[c] = d0[c] - d2[c];
+        o1[c] = d1[c] + d2[c];
+        o2[c] = d2[c] - d1[c];
+        o3[c] = d1[c] - d3[c];
+    }
+}
+
+/* A^T: 4 products -> 2 outputs. */
+static void output_rows2(const float *in, ptrdiff_t is, float *out, ptrdiff_t os, int cb)
+{
+    const float *m0 = in, *m1 = in + is, *m2 = in + 2 * is, *m3 = in + 3 * is;
+    float *o0 = out, *o1 = out + os;
+    OMP_SIMD
+    for (int c = 0; c < cb; c++) {
+        o0[c] = m0[c] + m1[c] + m2[c];
+        o1[c] = m1[c] - m2[c] - m3[c];
+    }
+}
+
+/* G: 3 filter taps -> 4 transformed values. */
+static void filter_rows2(const float *in, ptrdiff_t is, float *out, ptrdiff_t os, int cb)
+{
+    const float *g0 = in, *g1 = in + is, *g2 = in + 2 * is;
+    float *o0 = out, *o1 = out + os, *o2 = out + 2 * os, *o3 = out + 3 * os;
+    OMP_SIMD
+    for (int c = 0; c < cb; c++) {
+        float s = g0[c] + g2[c];
+        o0[c] = g0[c];
+        o1[c] = (s + g1[c]) * 0.5f;
+        o2[c] = (s - g1[c]) * 0.5f;
+        o3[c] = g2[c];
+    }
+}
+
+/* The transform of tile side m (a constant branch, so the row functions still inline). */
+static void input_rows_m(int m, const float *in, ptrdiff_t is, float *out, ptrdiff_t os, int cb)
+{
+    if (m == 4) input_rows(in, is, out, os, cb);
+    else input_rows2(in, is, out, os, cb);
+}
+
+static void output_rows_m(int m, const float *in, ptrdiff_t is, float *out, ptrdiff_t os, int cb)
+{
+    if (m == 4) output_rows(in, is, out, os, cb);
+    else output_rows2(in, is, out, os, cb);
+}
+
+static void filter_rows_m(int m, const float *in, ptrdiff_t is, float *out, ptrdiff_t os, int cb)
+{
+    if (m == 4) filter_rows(in, is, out, os, cb);
+    else filter_rows2(in, is, out, os, cb);
+}
+
 /* ---- tile gathers and scatters ------------------------------------------------------------ */
 
 /* buf[r][s][0..cb) = a[img, y0 + r, x0 + s, c0..c0+cb) for r, s < side, zero outside the
@@ -192,7 +264,8 @@ static void gather_tile(const Tiling *tl, const float *a, int c, size_t tile, in
 {
     size_t per_img = (size_t)tl->tiles_y * tl->tiles_x;
     int img = (int)(tile / per_img), rem = (int)(tile % per_img);
-    int y0 = (rem / tl->tiles_x) * 4 - origin_shift, x0 = (rem % tl->tiles_x) * 4 - origin_shift;
+    int y0 = (rem / tl->tiles_x) * tl->m - origin_shift;
+    int x0 = (rem % tl->tiles_x) * tl->m - origin_shift;
     for (int r = 0; r < side; r++) {
         int y = y0 + r;
         float *dst = buf + (size_t)r * side * CB;
@@ -211,21 +284,23 @@ static void gather_tile(const Tiling *tl, const float *a, int c, size_t tile, in
     }
 }
 
-/* v[i][t - t0][0..c) = (B^T d B)[i] of the input windows of tiles [lo, hi) (block of nb tiles
+/* v[i][t - t0][0..c) = (B^T d B)[i] of the (m+2)x(m+2) input windows of tiles [lo, hi) (block of nb tiles
  * starting at t0). */
 static void input_transform(const Tiling *tl, const float *x, int c, size_t lo, size_t hi,
                             size_t t0, size_t nb, float *v)
 {
     float buf[NPOS * CB], tmp[NPOS * CB];
     const ptrdiff_t ps = (ptrdiff_t)pos_stride(nb * c);
+    const int m = tl->m, a = tl->a;
     for (size_t t = lo; t < hi; t++)
         for (int c0 = 0; c0 < c; c0 += CB) {
             int cb = c - c0 < CB ? c - c0 : CB;
-            gather_tile(tl, x, c, t, 1, 6, c0, cb, buf);
-            for (int s = 0; s < 6; s++) /* columns: tmp[r][s] = (B^T d)[r][s] */
-                input_rows(buf + s * CB, 6 * CB, tmp + s * CB, 6 * CB, cb);
-            for (int r = 0; r < 6; r++) /* rows: V[r*6 + s] = (B^T d B)[r][s] */
-                input_rows(tmp + r * 6 * CB, CB, v + r * 6 * ps + (t - t0) * c + c0, ps, cb);
+            gather_tile(tl, x, c, t, 1, a, c0, cb, buf);
+            for (int s = 0; s < a; s++) /* columns: tmp[r][s] = (B^T d)[r][s] */
+                input_rows_m(m, buf + s * CB, a * CB, tmp + s * CB, a * CB, cb);
+            for (int r = 0; r < a; r++) /* rows: V[r*a + s] = (B^T d B)[r][s] */
+                input_rows_m(m, tmp + r * a * CB, CB, v + r * a * ps + (t - t0) * c + c0, ps,
+                             cb);
         }
 }
 
@@ -248,28 +323,29 @@ static void output_grad_transform(const Tiling *tl, const float *dy, int c, size
         }
 }
 
-/* y[tile] = (A^T M A) for tiles [lo, hi), the parts of each 4x4 tile inside the image. */
-static void output_transform(const Tiling *tl, const float *m, int c, size_t lo, size_t hi,
+/* y[tile] = (A^T M A) for tiles [lo, hi), the parts of each m x m tile inside the image. */
+static void output_transform(const Tiling *tl, const float *mm, int c, size_t lo, size_t hi,
                              size_t t0, size_t nb, float *y)
 {
     float tmp[NPOS * CB], out[16 * CB];
     const ptrdiff_t ps = (ptrdiff_t)pos_stride(nb * c);
     const size_t per_img = (size_t)tl->tiles_y * tl->tiles_x;
+    const int m = tl->m, a = tl->a;
     for (size_t t = lo; t < hi; t++) {
         int img = (int)(t / per_img), rem = (int)(t % per_img);
-        int y0 = (rem / tl->tiles_x) * 4, x0 = (rem % tl->tiles_x) * 4;
-        int rows = tl->h - y0 < 4 ? tl->h - y0 : 4, cols = tl->w - x0 < 4 ? tl->w - x0 : 4;
+        int y0 = (rem / tl->tiles_x) * m, x0 = (rem % tl->tiles_x) * m;
+        int rows = tl->h - y0 < m ? tl->h - y0 : m, cols = tl->w - x0 < m ? tl->w - x0 : m;
         for (int c0 = 0; c0 < c; c0 += CB) {
             int cb = c - c0 < CB ? c - c0 : CB;
-            const float *mt = m + (t - t0) * c + c0;
-            for (int s = 0; s < 6; s++) /* columns: tmp[r][s] = (A^T M)[r][s], r < 4 */
-                output_rows(mt + s * ps, 6 * ps, tmp + s * CB, 6 * CB, cb);
-            for (int r = 0; r < 4; r++) /* rows: out[r][s] = (A^T M A)[r][s] */
-                output_rows(tmp + r * 6 * CB, CB, out + r * 4 * CB, CB, cb);
+            const float *mt = mm + (t - t0) * c + c0;
+            for (int s = 0; s < a; s++) /* columns: tmp[r][s] = (A^T M)[r][s], r < m */
+                output_rows_m(m, mt + s * ps, a * ps, tmp + s * CB, a * CB, cb);
+            for (int r = 0; r < m; r++) /* rows: out[r][s] = (A^T M A)[r][s] */
+                output_rows_m(m, tmp + r * a * CB, CB, out + r * m * CB, CB, cb);
             for (int r = 0; r < rows; r++) {
                 float *dst = y + (((size_t)img * tl->h + y0 + r) * tl->w + x0) * c + c0;
                 for (int s = 0; s < cols; s++)
-                    memcpy(dst + (size_t)s * c, out + (r * 4 + s) * CB, cb * sizeof(float));
+                    memcpy(dst + (size_t)s * c, out + (r * m + s) * CB, cb * sizeof(float));
             }
         }
     }
@@ -277,9 +353,10 @@ static void output_transform(const Tiling *tl, const float *m, int c, size_t lo,
 
 /* u[i][o][0..wi) = (G g G^T)[i] for the filters o in [lo, hi) of w [wo][3][3][wi]; with
  * `rotate` the taps are read rotated by 180 degrees (g[ky][kx] = w[o][2-ky][2-kx]). */
-static void filter_transform(const float *w, int wo, int wi, int rotate, int lo, int hi,
+static void filter_transform(int m, const float *w, int wo, int wi, int rotate, int lo, int hi,
                              float *u)
 {
+    const int a = m + 2;
     float tmp[18 * CB];
     const ptrdiff_t tap = rotate ? -(ptrdiff_t)wi : (ptrdiff_t)wi; /* next kx */
     const ptrdiff_t ps = (ptrdiff_t)pos_stride((size_t)wo * wi);
@@ -288,9 +365,10 @@ static void filter_transform(const float *w, int wo, int wi, int rotate, int lo,
         for (int c0 = 0; c0 < wi; c0 += CB) {
             int cb = wi - c0 < CB ? wi - c0 : CB;
             for (int kx = 0; kx < 3; kx++) /* columns: tmp[r][kx] = (G g)[r][kx] */
-                filter_rows(g + kx * tap + c0, 3 * tap, tmp + kx * CB, 3 * CB, cb);
-            for (int r = 0; r < 6; r++) /* rows: U[r*6 + s] = (G g G^T)[r][s] */
-                filter_rows(tmp + r * 3 * CB, CB, u + r * 6 * ps + (size_t)o * wi + c0, ps, cb);
+                filter_rows_m(m, g + kx * tap + c0, 3 * tap, tmp + kx * CB, 3 * CB, cb);
+            for (int r = 0; r < a; r++) /* rows: U[r*a + s] = (G g G^T)[r][s] */
+                filter_rows_m(m, tmp + r * 3 * CB, CB, u + r * a * ps + (size_t)o * wi + c0, ps,
+                              cb);
         }
     }
 }
@@ -320,20 +398,21 @@ static void filter_grad_transform(const float *du, int wo, int wi, int lo, int h
 /* out = 3x3 s1 p1 conv of `in` (c_in channels) with the filter bank w [wo][3][3][wi]:
  * forward when !transposed (c_in = wi, c_out = wo), backward data when transposed
  * (c_in = wo, c_out = wi, taps rotated, U used untransposed). */
-static void winograd_conv(const ConvShape *s, const float *in, const float *w, int transposed,
-                          float *out, void *workspace)
+static void winograd_conv(const ConvShape *s, int m, const float *in, const float *w,
+                          int transposed, float *out, void *workspace)
 {
     cpu_blas_setup();
-    const Tiling tl = tiling_make(s);
+    const Tiling tl = tiling_make(s, m);
+    const size_t npos = (size_t)tl.a * tl.a;
     const int wo = s->c_out, wi = s->c_in;
     const int c_in = transposed ? wo : wi, c_out = transposed ? wi : wo;
     const size_t ups = pos_stride((size_t)wo * wi), vps = pos_stride(tl.block * c_in);
-    float *u = workspace, *v = u + NPOS * ups, *m = v + NPOS * vps;
+    float *u = workspace, *v = u + npos * ups, *mm = v + npos * vps;
 #pragma omp parallel
     {
         size_t lo, hi;
         cpu_team_range((size_t)wo, 1, &lo, &hi);
-        filter_transform(w, wo, wi, transposed, (int)lo, (int)hi, u);
+        filter_transform(m, w, wo, wi, transposed, (int)lo, (int)hi, u);
 #pragma omp barrier /* every GEMM reads all of U */
         for (size_t t0 = 0; t0 < tl.tiles; t0 += tl.block) {
             size_t nb = tl.tiles - t0 < tl.block ? tl.tiles - t0 : tl.block;
@@ -341,13 +420,13 @@ static void winograd_conv(const ConvShape *s, const float *in, const float *w, i
             cpu_team_range(nb, 1, &lo, &hi);
             input_transform(&tl, in, c_in, t0 + lo, t0 + hi, t0, nb, v);
 #pragma omp barrier /* each GEMM reads every thread's tiles */
-            cpu_team_range(NPOS, 1, &lo, &hi);
+            cpu_team_range(npos, 1, &lo, &hi);
             for (size_t i = lo; i < hi; i++)
                 cpu_sgemm(0, !transposed, (int)nb, c_out, c_in, 1.0f, v + i * vs, c_in,
-                          u + i * ups, wi, 0.0f, m + i * ms, c_out);
-#pragma omp barrier /* each tile's output reads all 36 GEMMs */
+                          u + i * ups, wi, 0.0f, mm + i * ms, c_out);
+#pragma omp barrier /* each tile's output reads all the GEMMs */
             cpu_team_range(nb, 1, &lo, &hi);
-            output_transform(&tl, m, c_out, t0 + lo, t0 + hi, t0, nb, out);
+            output_transform(&tl, mm, c_out, t0 + lo, t0 + hi, t0, nb, out);
             /* no barrier: the next block writes V, which nobody reads until its GEMMs, and
              * its M only after the barrier that follows its input transform */
         }
@@ -357,20 +436,26 @@ static void winograd_conv(const ConvShape *s, const float *in, const float *w, i
 void winograd_conv2d_forward(const ConvShape *s, const float *x, const float *w, float *y,
                              void *workspace)
 {
-    winograd_conv(s, x, w, 0, y, workspace);
+    winograd_conv(s, 4, x, w, 0, y, workspace);
+}
+
+void winograd2_conv2d_forward(const ConvShape *s, const float *x, const float *w, float *y,
+                              void *workspace)
+{
+    winograd_conv(s, 2, x, w, 0, y, workspace);
 }
 
 void winograd_conv2d_backward_data(const ConvShape *s, const float *dy, const float *w, float *dx,
                                    void *workspace)
 {
-    winograd_conv(s, dy, w, 1, dx, workspace);
+    winograd_conv(s, 4, dy, w, 1, dx, workspace);
 }
 
 void winograd_conv2d_backward_weight(const ConvShape *s, const float *x, const float *dy,
                                      float *dw, void *workspace)
 {
     cpu_blas_setup();
-    const Tiling tl = tiling_make(s);
+    const Tiling tl = tiling_make(s, 4);
     const int wo = s->c_out, wi = s->c_in;
     const size_t ups = pos_stride((size_t)wo * wi), vps = pos_stride(tl.block * wi);
     float *du = workspace, *v = du + NPOS * ups, *e = v + NPOS * vps;
