@@ -42,6 +42,9 @@ CUDNN := $(shell ls /usr/local/cuda/include/cudnn.h /usr/include/cudnn.h /usr/in
 NCCL  := $(shell ls /usr/local/cuda/include/nccl.h /usr/include/nccl.h 2>/dev/null | head -n1)
 MPICC := $(shell command -v mpicc 2>/dev/null)
 
+# Objects are kept between builds (no "rm build/obj/..." after a build).
+.SECONDARY:
+
 .PHONY: all deps test-deps test test-c test-python demo bench probe clean
 .DEFAULT_GOAL := all
 
@@ -93,8 +96,12 @@ test-python: $(TOOL_BINS)
 	MOCO_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/python $(PYTEST_ARGS)
 
 # ---- demo and benchmarks -------------------------------------------------------------------
+# A second `make demo` continues the run in runs/demo (after Ctrl-C, exactly where it stopped);
+# `rm -rf runs/demo` starts over.
+DEMO_CKPT := runs/demo/checkpoints
 demo: all
-	$(BUILD)/bin/moco-train pretrain --config configs/demo_moco_v2_cifar10_small.yaml $(DEMO_ARGS)
+	$(BUILD)/bin/moco-train pretrain --config configs/demo_moco_v2_cifar10_small.yaml \
+	  $$(ls $(DEMO_CKPT)/ckpt-*.safetensors >/dev/null 2>&1 && echo --resume $(DEMO_CKPT)) $(DEMO_ARGS)
 
 bench: all
 	bench/run_all.sh

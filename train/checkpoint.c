@@ -119,6 +119,15 @@ void checkpoint_remove_stale_temps(const char *dir)
     closedir(d);
 }
 
+int checkpoint_newest(const char *dir, char *out, size_t len)
+{
+    int count;
+    char **names = list_checkpoints(dir, &count);
+    if (count > 0) snprintf(out, len, "%s/%s", dir, names[count - 1]);
+    free_names(names, count);
+    return count > 0;
+}
+
 void checkpoint_save(Moco *m, const JobConfig *cfg, const CheckpointCursor *cur,
                      char *path_out, size_t path_len)
 {
@@ -247,6 +256,9 @@ int checkpoint_export_backbone(const char *in, const char *out, char *err, size_
     st_writer_add_metadata(w, "format_version", CHECKPOINT_FORMAT_VERSION);
     const char *arch = st_metadata(&f, "arch");
     if (arch) st_writer_add_metadata(w, "arch", arch);
+    /* The job spec tells a loader how to build the network (model.cifar_stem, model.arch). */
+    const char *config = st_metadata(&f, "config");
+    if (config) st_writer_add_metadata(w, "config", config);
     int rc = st_writer_save(w, out, err, errlen);
     st_writer_free(w);
     st_free(&f);

@@ -46,6 +46,9 @@ int checkpoint_open(const char *path, StFile *f, CheckpointCursor *cur, char *er
  * without fc.* to `out`. 0, or -1 with err. */
 int checkpoint_export_backbone(const char *in, const char *out, char *err, size_t errlen);
 
+/* 1 and the path of the newest ckpt-*.safetensors in dir, or 0 when it holds none. */
+int checkpoint_newest(const char *dir, char *out, size_t len);
+
 /* mkdir -p. 0, or -1 with err. */
 int make_dirs(const char *path, char *err, size_t errlen);
 

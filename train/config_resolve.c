@@ -307,8 +307,8 @@ static void check_cross_fields(Resolver *r, const JobConfig *c)
     int batch = c->optim.batch_size, ranks = c->resources.ranks;
     if (batch % ranks != 0)
         fail_at(r, "optim.batch_size", "optim.batch_size (%d) must be divisible by "
-                "resources.ranks (%d): it is the global batch, split evenly across ranks",
-                batch, ranks);
+                "resources.ranks (%d%s): it is the global batch, split evenly across ranks",
+                batch, ranks, c->resources.gpus > 0 ? ", one per GPU of resources.gpus" : "");
     if (c->kind != JOB_PRETRAIN) return;
     int per_rank = batch / ranks;
     if (per_rank % c->moco.bn_splits != 0)

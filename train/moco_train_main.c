@@ -21,7 +21,7 @@ static void usage(FILE *out)
           "       moco-train align --config FILE --state IN.safetensors --batch B.safetensors --out OUT.safetensors\n"
           "       moco-train bench --config FILE [--set ...] [--steps N]\n"
           "       moco-train --export backbone --checkpoint CKPT --out FILE\n"
-          "Configs: see configs/ (job spec keys as in docs and DESIGN §4). lincls and knn come with the\n"
+          "Configs: see configs/; every job-spec key is in docs/job-spec.md. lincls and knn come with the\n"
           "evaluation release.\n", out);
 }
 

@@ -158,11 +158,17 @@ static void check_resume_compatible(const StFile *resumed, const char *resume_pa
 
 /* An unusable checkpoint.dir is found at the start, not when the first epoch ends hours
  * later: the folder is created and a file is created in it and removed again. */
-static void check_checkpoint_dir(const JobConfig *cfg)
+static void check_checkpoint_dir(const JobConfig *cfg, int resuming)
 {
-    char err[1024], probe[CONFIG_PATH_MAX + 64];
+    char err[1024], probe[CONFIG_PATH_MAX + 64], newest[CONFIG_PATH_MAX + 256];
     if (make_dirs(cfg->checkpoint.dir, err, sizeof err) != 0)
         die("checkpoint.dir: %s; set checkpoint.dir to a writable folder", err);
+    /* A new run must not mix its checkpoints with an earlier run's: keep_last would prune by
+     * name across both and could delete the new run's files (or resume the wrong run later). */
+    if (!resuming && checkpoint_newest(cfg->checkpoint.dir, newest, sizeof newest))
+        die("checkpoint.dir %s already holds checkpoints of another run (newest: %s); continue "
+            "that run with --resume %s, or start a new one with --set checkpoint.dir=OTHER_FOLDER "
+            "(or remove the old checkpoints)", cfg->checkpoint.dir, newest, cfg->checkpoint.dir);
     snprintf(probe, sizeof probe, "%s/.moco-write-test.%ld", cfg->checkpoint.dir, (long)getpid());
     int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
@@ -220,7 +226,7 @@ int pretrain_main(const CliArgs *args)
     load_config(args, resuming ? &resumed : NULL, &cfg);
     if (resuming && args->config) check_resume_compatible(&resumed, args->resume, &cfg);
     /* An unusable checkpoint.dir is found now, not when the first epoch ends hours later. */
-    check_checkpoint_dir(&cfg);
+    check_checkpoint_dir(&cfg, resuming);
     check_memory(&cfg);
     kernels_set_threads(cfg.resources.threads);
 
@@ -277,6 +283,7 @@ int pretrain_main(const CliArgs *args)
         fprintf(stderr, "%s\n", msg);
         events_log(msg);
     }
+    double run_start = wall_time();
     int32_t *perm = xmalloc((size_t)batch * sizeof *perm);
     int stopped = 0, mid_epoch_stop = 0;
     for (int epoch = cur.next_epoch; epoch < cfg.optim.epochs && !stopped; epoch++) {
@@ -331,8 +338,10 @@ int pretrain_main(const CliArgs *args)
             char took[32];
             format_duration(wall_time() - epoch_start, took, sizeof took);
             int skipped = loader_skipped(loader);
-            fprintf(stderr, "epoch %d/%d done in %s: loss %.4f  acc1 %.2f  acc5 %.2f  unreadable files skipped: %d\n",
-                    epoch + 1, cfg.optim.epochs, took, whole.loss / whole.steps,
+            /* After a mid-epoch resume the means cover only the steps run in this process. */
+            fprintf(stderr, "epoch %d/%d done in %s%s: loss %.4f  acc1 %.2f  acc5 %.2f  unreadable files skipped: %d\n",
+                    epoch + 1, cfg.optim.epochs, took, first > 0 ? " (means over the steps since resume)" : "",
+                    whole.loss / whole.steps,
                     100.0 * whole.correct1 / whole.rows, 100.0 * whole.correct5 / whole.rows, skipped);
             cJSON *e = event_new("log");
             cJSON_AddStringToObject(e, "message", "epoch done");
@@ -351,9 +360,18 @@ int pretrain_main(const CliArgs *args)
     }
 
     if (cur.next_epoch >= cfg.optim.epochs) stopped = 0; /* stopped on the very last step: done */
+    char newest[CONFIG_PATH_MAX + 256] = "";
+    checkpoint_newest(cfg.checkpoint.dir, newest, sizeof newest);
     if (stopped)
         fprintf(stderr, "stopped at step %" PRId64 " (%s); continue with --resume %s\n", cur.step,
                 stop_requested ? "signal" : "log.max_steps", cfg.checkpoint.dir);
+    else {
+        char took[32];
+        format_duration(wall_time() - run_start, took, sizeof took);
+        fprintf(stderr, "done: %d epochs, %" PRId64 " steps, this process ran %s; final checkpoint %s\n"
+                "export the backbone for torchvision with: moco-train --export backbone --checkpoint %s --out backbone.safetensors\n",
+                cfg.optim.epochs, cur.step, took, newest, newest);
+    }
     cJSON *done = event_new("done");
     cJSON_AddStringToObject(done, "status", stopped ? "stopped" : "completed");
     events_emit(done);
