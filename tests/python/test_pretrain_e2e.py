@@ -169,3 +169,18 @@ def test_backbone_export_loads_into_torchvision(tmp_path):
     full, _ = load(ckpt)
     assert torch.equal(state["layer4.1.bn2.running_var"],
                        torch.from_numpy(full["encoder_q.layer4.1.bn2.running_var"]))
+
+
+def test_new_run_refuses_a_folder_with_another_runs_checkpoints(tmp_path):
+    """keep_last prunes by name: a second, fresh run in the same checkpoint.dir would mix its
+    files with the first run's and could delete its own newest one. It must refuse, name the
+    folder and say how to continue or where else to go, and leave the old files untouched."""
+    folder = tiny_folder(tmp_path)
+    rc, _, _ = run_train(small_args(tmp_path, folder, ["--set", "log.max_steps=1"]), check=False)
+    assert rc == 3
+    before = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    rc, events, err = run_train(small_args(tmp_path, folder, ["--set", "log.max_steps=1"]), check=False)
+    assert rc == 1
+    assert "already holds checkpoints" in err and "--resume" in err and "checkpoint.dir" in err
+    assert events[-1]["kind"] == "error"
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == before
