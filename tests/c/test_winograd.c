@@ -21,31 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-
-/* splitmix64 -> uniform in [-1, 1) */
-static float rand_uniform(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return (float)((double)(z >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
-static float *rand_floats(size_t count)
-{
-    float *p = xmalloc(count * sizeof(float) + 1);
-    for (size_t i = 0; i < count; i++) p[i] = rand_uniform();
-    return p;
-}
-
-static double *widen(const float *f, size_t count)
-{
-    double *d = xmalloc(count * sizeof(double) + 1);
-    for (size_t i = 0; i < count; i++) d[i] = f[i];
-    return d;
-}
+#define KERNEL_CHECK_SEED 0x2545f4914f6cdd1dull
+#include "tests/c/kernel_check.h"
 
 /* max |fast - ref| / max |ref| (NaN-safe: a NaN yields infinity). */
 static double rel_error(const float *fast, const double *ref, size_t count)
@@ -88,8 +65,8 @@ static void check_case(const Case *cc, int f2)
     ConvShape s = conv_shape_make(cc->n, cc->h, cc->w, cc->c_in, cc->c_out, 3, 1, 1);
     size_t nx = (size_t)s.n * s.h * s.w * s.c_in, ny = (size_t)s.n * s.oh * s.ow * s.c_out;
     size_t nw = (size_t)s.c_out * 9 * s.c_in;
-    float *x = rand_floats(nx), *w = rand_floats(nw), *dy = rand_floats(ny);
-    float *dw = rand_floats(nw); /* nonzero start: backward weight must accumulate */
+    float *x = rand_floats(nx, 1.0f, 0.0f), *w = rand_floats(nw, 1.0f, 0.0f), *dy = rand_floats(ny, 1.0f, 0.0f);
+    float *dw = rand_floats(nw, 1.0f, 0.0f); /* nonzero start: backward weight must accumulate */
     double *xd = widen(x, nx), *wd = widen(w, nw), *dyd = widen(dy, ny), *dwd = widen(dw, nw);
     float *y = xmalloc(ny * sizeof(float)), *dx = xmalloc(nx * sizeof(float));
     double *yr = xmalloc(ny * sizeof(double)), *dxr = xmalloc(nx * sizeof(double));
@@ -149,7 +126,7 @@ static void test_winograd_thread_count_does_not_change_results(void **state)
     ConvShape s = conv_shape_make(3, 10, 9, 40, 36, 3, 1, 1);
     size_t nx = (size_t)s.n * s.h * s.w * s.c_in, ny = (size_t)s.n * s.oh * s.ow * s.c_out;
     size_t nw = (size_t)s.c_out * 9 * s.c_in;
-    float *x = rand_floats(nx), *w = rand_floats(nw), *dy = rand_floats(ny);
+    float *x = rand_floats(nx, 1.0f, 0.0f), *w = rand_floats(nw, 1.0f, 0.0f), *dy = rand_floats(ny, 1.0f, 0.0f);
     float *out[2][4];
     void *ws = xaligned_alloc(conv2d_workspace_bytes(&s) + 64);
     const size_t saved = cpu_winograd_tile_block;
