@@ -191,7 +191,7 @@ static void open_train_folder(const JobConfig *cfg, ImageFolder *folder)
             cfg->optim.batch_size);
 }
 
-static int load_config(const CliArgs *args, const StFile *resumed, JobConfig *cfg)
+static void load_config(const CliArgs *args, const StFile *resumed, JobConfig *cfg)
 {
     char err[2048];
     int rc;
@@ -207,7 +207,6 @@ static int load_config(const CliArgs *args, const StFile *resumed, JobConfig *cf
     if (rc != 0) die("%s", err);
     if (cfg->kind != JOB_PRETRAIN) die("the config's kind is not 'pretrain'; use moco-train %s",
                                        cfg->kind == JOB_LINCLS ? "lincls" : "knn");
-    return 0;
 }
 
 int pretrain_main(const CliArgs *args)
@@ -293,8 +292,10 @@ int pretrain_main(const CliArgs *args)
         MetricWindow window = {0}, whole = {0};
         double epoch_start = wall_time();
         const Batch *b;
+        /* Step time runs from the end of one step to the end of the next, so it includes
+         * waiting for the loader: img/s and the ETA must reflect a data-bound run too. */
+        double step_start = wall_time();
         while ((b = loader_next(loader)) != NULL) {
-            double t0 = wall_time();
             Rng rng;
             rng_init(&rng, cfg.seed, SHUFFLE_STREAM, (uint64_t)cur.step, 0);
             rng_permutation(&rng, batch, perm);
@@ -305,7 +306,9 @@ int pretrain_main(const CliArgs *args)
                 die("the loss is %g at step %" PRId64 " (epoch %d): training diverged; lower "
                     "optim.lr (%g) and resume from the last checkpoint in %s", (double)s.loss,
                     cur.step + 1, epoch + 1, lr, cfg.checkpoint.dir);
-            progress_step_time(&progress, wall_time() - t0);
+            double step_end = wall_time();
+            progress_step_time(&progress, step_end - step_start);
+            step_start = step_end;
             cur.step++;
             events_set_position(cur.step, epoch);
             window_add(&window, &s);
