@@ -13,7 +13,7 @@
 CC      ?= gcc
 PYTHON  := /usr/bin/python3
 OPT     ?= -O3 -march=x86-64-v2 -mtune=native
-CFLAGS  := $(OPT) -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -I. \
+CFLAGS  := $(OPT) -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration -fopenmp -I. \
            -I/usr/include/x86_64-linux-gnu $(EXTRA_CFLAGS)
 LDLIBS  := -lturbojpeg -lpng -lyaml -lcjson -lopenblas -lpthread -lm
 LDFLAGS := -fopenmp

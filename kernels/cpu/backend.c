@@ -9,6 +9,12 @@
 #include <pthread.h>
 #include <stdio.h>
 
+/* Declared here as well as in OpenBLAS's cblas.h: Debian's cblas.h is an alternatives link
+ * that can point at another BLAS's header without these, and an implicit declaration would
+ * truncate the returned pointer to an int (a crash seen when the link changed). */
+char *openblas_get_config(void);
+void openblas_set_num_threads(int num_threads);
+
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 
 static void blas_single_thread(void) { openblas_set_num_threads(1); }
