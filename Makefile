@@ -2,7 +2,8 @@
 #
 #   make                  build build/bin/moco-train (installs missing Debian packages first)
 #   make test             build and run every test (C unit tests, then PyTorch comparisons)
-#   make demo             MoCo v2 pretraining of the demo recipe on the shipped images (CPU)
+#   make demo             MoCo v2 pretraining of the demo recipe on the shipped images (CPU),
+#                         then its kNN accuracy and a short linear evaluation
 #   make bench            benchmarks against PyTorch and libjpeg-turbo (see docs/performance.md)
 #   make SANITIZE=address | SANITIZE=undefined   instrumented build under build/san-<kind>/
 #
@@ -99,9 +100,14 @@ test-python: $(TOOL_BINS)
 # A second `make demo` continues the run in runs/demo (after Ctrl-C, exactly where it stopped);
 # `rm -rf runs/demo` starts over.
 DEMO_CKPT := runs/demo/checkpoints
+# After pretraining, the two measures of what the features are worth: kNN accuracy and a short
+# linear evaluation (configs/lincls_demo_cifar10_small.yaml), both on the 500 validation images.
 demo: all
 	$(BUILD)/bin/moco-train pretrain --config configs/demo_moco_v2_cifar10_small.yaml \
 	  $$(ls $(DEMO_CKPT)/ckpt-*.safetensors >/dev/null 2>&1 && echo --resume $(DEMO_CKPT)) $(DEMO_ARGS)
+	$(BUILD)/bin/moco-train knn --config configs/demo_moco_v2_cifar10_small.yaml --checkpoint $(DEMO_CKPT)
+	$(BUILD)/bin/moco-train lincls --config configs/lincls_demo_cifar10_small.yaml \
+	  $$(ls runs/demo/lincls/lincls-last.safetensors >/dev/null 2>&1 && echo --resume runs/demo/lincls)
 
 bench: all
 	bench/run_all.sh

@@ -5,7 +5,8 @@
 set -euo pipefail
 
 build_pkgs=(gcc make pkg-config libturbojpeg0-dev libpng-dev libyaml-dev libcjson-dev libopenblas-dev)
-test_pkgs=(libcmocka-dev python3 python3-torch python3-torchvision python3-numpy python3-pil python3-pytest)
+# imagemagick: test_decode.py makes a CMYK JPEG with ImageMagick, the common producer of such files
+test_pkgs=(libcmocka-dev python3 python3-torch python3-torchvision python3-numpy python3-pil python3-pytest imagemagick)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then want+=("${test_pkgs[@]}"); fi

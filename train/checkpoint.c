@@ -102,9 +102,11 @@ void checkpoint_remove_stale_temps(const char *dir)
     if (!d) return;
     struct dirent *ent;
     while ((ent = readdir(d)) != NULL) {
-        /* ".ckpt-e0003-s000000006.safetensors.tmp.<pid>", as st_writer_save names them */
+        /* ".ckpt-e0003-s000000006.safetensors.tmp.<pid>", as st_writer_save names them
+         * (".lincls-last..." for linear evaluation) */
         const char *name = ent->d_name, *tag = strstr(name, ".safetensors.tmp.");
-        if (strncmp(name, ".ckpt-e", 7) != 0 || !tag) continue;
+        if ((strncmp(name, ".ckpt-e", 7) != 0 && strncmp(name, ".lincls-", 8) != 0) || !tag)
+            continue;
         char *end;
         errno = 0;
         long pid = strtol(tag + strlen(".safetensors.tmp."), &end, 10);

@@ -292,11 +292,21 @@ static void check_cross_fields(Resolver *r, const JobConfig *c)
                 "(one sub-folder per class, as torchvision's ImageFolder reads it)", kind);
     else if (data_needed && c->kind == JOB_KNN && c->data.val[0] == '\0')
         fail_at(r, NULL, "data.val is required for kind knn: the folder of images to classify");
+    else if (data_needed && c->kind == JOB_LINCLS && c->data.val[0] == '\0')
+        fail_at(r, NULL, "data.val is required for kind lincls: the labelled images the linear "
+                "classifier is evaluated on after every epoch (same class folders as data.train)");
     else if (data_needed && c->kind == JOB_PRETRAIN && c->eval.knn_every_epochs > 0 &&
              c->data.val[0] == '\0')
         fail_at(r, "eval.knn.every_epochs", "eval.knn.every_epochs is %d but data.val is not "
                 "set: the kNN monitor classifies the validation folder; set data.val or "
                 "eval.knn.every_epochs=0", c->eval.knn_every_epochs);
+    /* Linear evaluation trains a classifier on a frozen, pretrained backbone: without one it
+     * would measure a random network. */
+    if (c->kind == JOB_LINCLS && c->model.pretrained[0] == '\0')
+        fail_at(r, "model.pretrained", "model.pretrained is required for kind lincls: the "
+                "pretrained model to evaluate (a pretraining checkpoint or its folder, a backbone "
+                "export, or a PyTorch checkpoint converted by tools/convert_checkpoint.py "
+                "from-torch)");
     if (c->data.val_resize < c->data.image_size)
         fail_at(r, "data.val_resize", "data.val_resize (%d) must be >= data.image_size (%d): "
                 "validation images are resized, then center-cropped to image_size",

@@ -270,6 +270,8 @@ const float *moco_embed_eval(Moco *m, const float *im, int n)
     return m->dz;
 }
 
+struct Resnet *moco_encoder_q_net(Moco *m) { return m->enc_q; }
+
 /* ---- checkpoints ------------------------------------------------------------------------- */
 
 static float *slot(Moco *m, int i) { return m->export_scratch + (size_t)i * m->export_slot; }

@@ -66,6 +66,10 @@ ParamSet *moco_encoder_k(Moco *m);
  * n <= local_batch images NHWC; returns [n, dim] valid until the next call into m. */
 const float *moco_embed_eval(Moco *m, const float *im, int n);
 
+/* encoder_q as a network, for resnet_forward_features (the kNN monitor reads its backbone
+ * in eval mode; that forward changes no state a training step reads). */
+struct Resnet *moco_encoder_q_net(Moco *m);
+
 /* ---- checkpoints ---- */
 /* Adds the tensors listed above to w. Converted copies live in a scratch buffer inside m, so
  * save the writer before the next moco_train_step / moco_write_* call on m. */

@@ -13,6 +13,8 @@
 #include "train/checkpoint.h"
 #include "train/cli_args.h"
 #include "train/events.h"
+#include "train/knn_job.h"
+#include "train/lincls.h"
 #include "train/pretrain.h"
 
 static void usage(FILE *out)
@@ -20,9 +22,10 @@ static void usage(FILE *out)
     fputs("usage: moco-train pretrain --config FILE [--set key.path=value ...] [--resume CKPT|DIR] [--events-fd N]\n"
           "       moco-train align --config FILE --state IN.safetensors --batch B.safetensors --out OUT.safetensors\n"
           "       moco-train bench --config FILE [--set ...] [--steps N]\n"
+          "       moco-train lincls --config FILE [--set ...] [--resume CKPT|DIR] [--events-fd N]\n"
+          "       moco-train knn --config FILE [--checkpoint CKPT] [--set ...] [--events-fd N]   (CKPT default: model.pretrained)\n"
           "       moco-train --export backbone --checkpoint CKPT --out FILE\n"
-          "Configs: see configs/; every job-spec key is in docs/job-spec.md. lincls and knn come with the\n"
-          "evaluation release.\n", out);
+          "Configs: see configs/; every job-spec key is in docs/job-spec.md.\n", out);
 }
 
 /* Usage errors end with status 2 and the usage text, as README promises. */
@@ -82,12 +85,25 @@ int main(int argc, char **argv)
             return 2;
         return export_main(&args);
     }
+    if (!strcmp(cmd, "knn")) {
+        if (cli_args_parse(argc, argv, 2, cmd, KNN_JOB_OPTIONS, &args) != 0 ||
+            check_events_fd(args.events_fd) != 0)
+            return 2;
+        if (!args.config) return usage_error("knn needs --config FILE (and --checkpoint CKPT or model.pretrained)");
+        return knn_job_main(&args);
+    }
+    if (!strcmp(cmd, "lincls")) {
+        if (cli_args_parse(argc, argv, 2, cmd, CLI_CONFIG | CLI_SET | CLI_RESUME | CLI_EVENTS_FD,
+                           &args) != 0 || check_events_fd(args.events_fd) != 0)
+            return 2;
+        if (!args.config && !args.resume)
+            return usage_error("lincls needs --config FILE, or --resume CKPT to continue a run "
+                               "with its own config");
+        return lincls_main(&args);
+    }
     int is_pretrain = !strcmp(cmd, "pretrain"), is_bench = !strcmp(cmd, "bench");
     if (!is_pretrain && !is_bench) {
-        if (!strcmp(cmd, "lincls") || !strcmp(cmd, "knn"))
-            fprintf(stderr, "moco-train: '%s' is not built yet (linear evaluation and kNN come next)\n", cmd);
-        else
-            fprintf(stderr, "moco-train: unknown command '%s'\n", cmd);
+        fprintf(stderr, "moco-train: unknown command '%s'\n", cmd);
         usage(stderr);
         return 2;
     }

@@ -27,37 +27,15 @@
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/events.h"
+#include "train/knn_eval.h"
 #include "train/moco.h"
 #include "train/optim.h"
 #include "train/progress.h"
+#include "train/resnet.h"
+#include "train/stop_signal.h"
 
 /* Stream id of the key-shuffle permutations, distinct from the data streams (epoch, sample). */
 #define SHUFFLE_STREAM 0x5348554646ULL
-
-static volatile sig_atomic_t stop_requested;
-
-static void request_stop(int sig)
-{
-    if (stop_requested) { /* a second Ctrl-C: stop now (checkpoint writes are atomic) */
-        signal(sig, SIG_DFL);
-        raise(sig);
-        return;
-    }
-    stop_requested = 1;
-}
-
-static void install_stop_handlers(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = request_stop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    /* Past a file-size limit (ulimit -f) a write fails with EFBIG and the save reports it,
-     * naming the checkpoint, instead of the process dying of SIGXFSZ mid-write. */
-    signal(SIGXFSZ, SIG_IGN);
-}
 
 /* Running means over the steps since the last report. */
 typedef struct {
@@ -191,6 +169,35 @@ static void open_train_folder(const JobConfig *cfg, ImageFolder *folder)
             cfg->optim.batch_size);
 }
 
+/* The kNN monitor's folders are checked at the start, not when the first epoch ends: data.val
+ * must open, and the features of both folders must fit in memory. 0 when the monitor is off. */
+static int open_knn_monitor(const JobConfig *cfg, const ImageFolder *train, ImageFolder *val)
+{
+    char err[1024];
+    if (cfg->eval.knn_every_epochs <= 0) return 0;
+    if (image_folder_open(cfg->data.val, val, err, sizeof err) != 0)
+        die("data.val (for the kNN monitor, eval.knn.every_epochs=%d): %s",
+            cfg->eval.knn_every_epochs, err);
+    int dim = resnet_depth_from_arch(cfg->model.arch) == 50 ? 2048 : 512;
+    knn_eval_check(train, val, dim, "use smaller folders or turn the monitor off with "
+                   "eval.knn.every_epochs=0");
+    return 1;
+}
+
+/* The kNN monitor after an epoch's checkpoint: encoder_q's backbone in eval mode, which reads
+ * the model and changes nothing a training step uses (BN running statistics stay; the eval
+ * transform draws no random numbers), so training continues exactly as without it. */
+static void run_knn_monitor(Moco *m, const JobConfig *cfg, const ImageFolder *train,
+                            const ImageFolder *val, int batch, int epoch)
+{
+    fprintf(stderr, "knn: classifying %d data.val images against %d data.train images\n",
+            val->count, train->count);
+    KnnResult r = knn_evaluate(moco_encoder_q_net(m), cfg, train, val, batch);
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "epoch %d/%d  ", epoch + 1, cfg->optim.epochs);
+    knn_report(&r, cfg, prefix);
+}
+
 static void load_config(const CliArgs *args, const StFile *resumed, JobConfig *cfg)
 {
     char err[2048];
@@ -213,7 +220,7 @@ int pretrain_main(const CliArgs *args)
 {
     char err[2048];
     events_open(args->events_fd);
-    install_stop_handlers();
+    stop_handlers_install();
 
     StFile resumed;
     CheckpointCursor cur = {0, 0, 0, 0};
@@ -229,8 +236,9 @@ int pretrain_main(const CliArgs *args)
     check_memory(&cfg);
     kernels_set_threads(cfg.resources.threads);
 
-    ImageFolder folder;
+    ImageFolder folder, val;
     open_train_folder(&cfg, &folder);
+    int knn_monitor = open_knn_monitor(&cfg, &folder, &val);
     int batch = cfg.optim.batch_size; /* one rank: the local batch is the global batch */
     if (cfg.moco.k % batch != 0)
         die("moco.k (%d) must be a multiple of optim.batch_size (%d): the queue takes whole batches of keys",
@@ -360,6 +368,8 @@ int pretrain_main(const CliArgs *args)
         int last = epoch + 1 == cfg.optim.epochs;
         if (last || stopped || (cfg.checkpoint.every_epochs > 0 && (epoch + 1) % cfg.checkpoint.every_epochs == 0))
             save_checkpoint(m, &cfg, &cur);
+        if (knn_monitor && !stop_requested && (epoch + 1) % cfg.eval.knn_every_epochs == 0)
+            run_knn_monitor(m, &cfg, &folder, &val, batch, epoch);
     }
 
     if (cur.next_epoch >= cfg.optim.epochs) stopped = 0; /* stopped on the very last step: done */
@@ -382,6 +392,7 @@ int pretrain_main(const CliArgs *args)
     moco_destroy(m);
     loader_destroy(loader);
     image_folder_free(&folder);
+    if (knn_monitor) image_folder_free(&val);
     config_free(&cfg);
     return stopped ? PRETRAIN_EXIT_STOPPED : 0;
 }

@@ -1,6 +1,7 @@
 /* progress.c — see progress.h. */
 #include "train/progress.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -50,10 +51,13 @@ void format_duration(double seconds, char *out, int len)
 void progress_print(Progress *p, int epoch, int epochs, int batch, int batches, int64_t step,
                     float loss, float acc1, float acc5, double lr, int images_per_step)
 {
-    char eta[32];
+    char eta[32], a1[16], a5[16];
     format_duration(progress_eta_seconds(p, step), eta, sizeof eta);
-    fprintf(stderr, "%sepoch %d/%d  step %d/%d  loss %.4f  acc1 %.2f  acc5 %.2f  lr %.5g  img/s %.1f  ETA %s%s",
-            p->is_tty ? "\r\033[K" : "", epoch + 1, epochs, batch, batches, loss, acc1, acc5, lr,
+    /* NaN marks an accuracy that is undefined (top-5 of fewer than 5 classes). */
+    snprintf(a1, sizeof a1, isnan(acc1) ? "n/a" : "%.2f", (double)acc1);
+    snprintf(a5, sizeof a5, isnan(acc5) ? "n/a" : "%.2f", (double)acc5);
+    fprintf(stderr, "%sepoch %d/%d  step %d/%d  loss %.4f  acc1 %s  acc5 %s  lr %.5g  img/s %.1f  ETA %s%s",
+            p->is_tty ? "\r\033[K" : "", epoch + 1, epochs, batch, batches, loss, a1, a5, lr,
             progress_images_per_s(p, images_per_step), eta, p->is_tty ? "" : "\n");
     fflush(stderr);
 }

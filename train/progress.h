@@ -26,6 +26,7 @@ double progress_eta_seconds(const Progress *p, int64_t steps_done);
 double progress_images_per_s(const Progress *p, int batch);
 /* Formats seconds as 1h02m, 3m12s or 42s. */
 void format_duration(double seconds, char *out, int len);
+/* acc1 or acc5 NaN (undefined, e.g. top-5 of fewer than 5 classes) prints as n/a. */
 void progress_print(Progress *p, int epoch, int epochs, int batch, int batches, int64_t step,
                     float loss, float acc1, float acc5, double lr, int images_per_step);
 /* Ends a redrawn line so that the next message starts on its own line. */

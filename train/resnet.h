@@ -67,6 +67,11 @@ int resnet_output_dim(const Resnet *net);    /* head output, or the feature dim 
  * train_bn: 1 = batch statistics and running-stat update (module.train()), 0 = eval.
  * Returns [n, out] inside the activation arena. */
 const float *resnet_forward(Resnet *net, const float *x, int n, int train_bn);
+/* Eval-mode forward (BN running statistics, nothing updated) that stops at the global
+ * average pool: the backbone features [n, resnet_feature_dim] inside the activation arena,
+ * whatever the head. For the kNN monitor, which must read encoder_q's backbone without its
+ * projection head. A following resnet_backward is refused (the last forward was not train). */
+const float *resnet_forward_features(Resnet *net, const float *x, int n);
 /* Backward of the last train_bn forward (RESNET_TRAIN only): dout [n, out]; parameter
  * gradients accumulate into ps->grad. */
 void resnet_backward(Resnet *net, const float *dout);

@@ -134,7 +134,8 @@ static void ensure_scratch(Resnet *net)
     resnet_use_scratch(net, net->own_scratch);
 }
 
-const float *resnet_forward(Resnet *net, const float *x, int n, int train_bn)
+/* Everything up to the global average pool; leaves the pooled features in feat_out. */
+static void forward_backbone(Resnet *net, const float *x, int n, int train_bn)
 {
     if (!net->ps->finalized) die("resnet_forward: parameters not allocated");
     if (n < 1 || n > net->cfg.max_batch)
@@ -169,11 +170,21 @@ const float *resnet_forward(Resnet *net, const float *x, int n, int train_bn)
         cur = train ? blk->out : net->big[xi];
     }
     TIMED(OP_POOL, avgpool_forward(n, net->last_hw, net->feat, cur, net->feat_out));
+}
 
+const float *resnet_forward(Resnet *net, const float *x, int n, int train_bn)
+{
+    forward_backbone(net, x, n, train_bn);
     double th = step_profile_begin();
     const float *out = head_forward(net, n);
     step_profile_end(OP_HEAD, th);
     return out;
+}
+
+const float *resnet_forward_features(Resnet *net, const float *x, int n)
+{
+    forward_backbone(net, x, n, 0);
+    return net->feat_out;
 }
 
 /* ---- backward ---------------------------------------------------------------------------- */

@@ -207,6 +207,12 @@ static void test_lincls_defaults_follow_main_lincls(void **state)
     assert_int_equal(c.optim.milestones[1], 80);
     assert_string_equal(c.model.pretrained, "ck.safetensors");
     config_free(&c);
+    /* Without a pretrained model there is nothing to evaluate; without data.val nothing to
+     * evaluate on. */
+    load_fails("kind: lincls\n" TRAIN, NULL, 0, "model.pretrained is required", NULL);
+    load_fails("kind: lincls\nmodel: {pretrained: ck.safetensors}\n"
+               "data: {train: /data/x/train}\n", NULL, 0, "data.val is required for kind lincls",
+               NULL);
 }
 
 /* ---- --set ------------------------------------------------------------------------------ */
@@ -436,8 +442,8 @@ static void test_resolved_json_round_trip(void **state)
     round_trip(TRAIN, NULL, 0);
     round_trip("method: moco_v1\nname: my run\n" TRAIN "optim: {lr: 0.123456789012345678}\n",
                NULL, 0);
-    round_trip("kind: lincls\n" TRAIN "resources: {gpus: 4}\nseed: 9007199254740992\n", NULL,
-               0);
+    round_trip("kind: lincls\nmodel: {pretrained: ck.safetensors}\n" TRAIN
+               "resources: {gpus: 4}\nseed: 9007199254740992\n", NULL, 0);
     const char *sets[] = {"optim.milestones=[1,2,3,4]", "moco.m=0.99", "eval.knn.every_epochs=1"};
     round_trip(TRAIN, sets, 3);
 

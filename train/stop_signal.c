@@ -1,0 +1,29 @@
+/* stop_signal.c — the clean-stop flag set by SIGTERM/SIGINT; see stop_signal.h. */
+#include "train/stop_signal.h"
+
+#include <string.h>
+
+volatile sig_atomic_t stop_requested;
+
+static void request_stop(int sig)
+{
+    if (stop_requested) { /* a second Ctrl-C: stop now (checkpoint writes are atomic) */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    stop_requested = 1;
+}
+
+void stop_handlers_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = request_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    /* Past a file-size limit (ulimit -f) a write fails with EFBIG and the save reports it,
+     * naming the checkpoint, instead of the process dying of SIGXFSZ mid-write. */
+    signal(SIGXFSZ, SIG_IGN);
+}
