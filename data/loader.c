@@ -65,7 +65,9 @@ static int load_position(Loader *l, int pos, Image8 *img, int *index)
     const ImageFolder *f = l->cfg.folder;
     long g = (long)l->cfg.rank + (long)pos * l->cfg.world; /* position in the padded order */
     int own_bad = 0;
-    for (int k = 0; k < l->n; k++) {
+    /* Evaluation looks at the position's own file only (see LoaderConfig.eval_skip_unreadable). */
+    int tries = l->cfg.eval_skip_unreadable ? 1 : l->n;
+    for (int k = 0; k < tries; k++) {
         int j = l->perm[(g + k) % l->n];
         if (!__atomic_load_n(&l->bad[j], __ATOMIC_RELAXED)) {
             char err[512];
@@ -80,6 +82,10 @@ static int load_position(Loader *l, int pos, Image8 *img, int *index)
             }
         }
         if (k == 0) own_bad = 1;
+    }
+    if (l->cfg.eval_skip_unreadable) {
+        *index = -1;
+        return 1;
     }
     /* Every worker reaches this at once when no file is readable; one reports and exits, the
      * others wait for the exit instead of printing the same error and racing into exit(). */
@@ -97,6 +103,13 @@ static int produce(Loader *l, int pos)
     Image8 img;
     int j;
     int replaced = load_position(l, pos, &img, &j);
+    if (j < 0) { /* evaluation: left out by loader_next, which compacts the batch */
+        for (int v = 0; v < l->cfg.views; v++)
+            memset(batch->view[v] + (size_t)i * l->view_floats, 0, l->view_floats * sizeof(float));
+        batch->labels[i] = -1;
+        batch->sample[i] = -1;
+        return 1;
+    }
     /* Streams are keyed by the position's own sample, so a replacement that also appears
      * elsewhere in the epoch gets different views there. */
     int own = l->perm[((long)l->cfg.rank + (long)pos * l->cfg.world) % l->n];
@@ -259,5 +272,23 @@ const Batch *loader_next(Loader *l)
         pthread_mutex_unlock(&l->mu);
     }
     l->skipped += s->skipped;
+    if (l->cfg.eval_skip_unreadable && s->skipped > 0) {
+        /* Move the readable rows together; an all-unreadable batch is passed over. */
+        Batch *bt = &s->batch;
+        int kept = 0;
+        for (int i = 0; i < bt->size; i++) {
+            if (bt->sample[i] < 0) continue;
+            if (kept != i) {
+                for (int v = 0; v < l->cfg.views; v++)
+                    memcpy(bt->view[v] + (size_t)kept * l->view_floats,
+                           bt->view[v] + (size_t)i * l->view_floats, l->view_floats * sizeof(float));
+                bt->labels[kept] = bt->labels[i];
+                bt->sample[kept] = bt->sample[i];
+            }
+            kept++;
+        }
+        bt->size = kept;
+        if (kept == 0) return loader_next(l);
+    }
     return &s->batch;
 }

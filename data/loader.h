@@ -27,6 +27,10 @@ typedef struct {
     int prefetch;       /* batches decoded ahead, >= 1 */
     int shuffle;        /* 0: dataset order (evaluation) */
     int drop_last;
+    /* Evaluation (kNN, validation): an unreadable file is left out — its batch comes back
+     * smaller (an all-unreadable batch is passed over) — instead of being replaced by the next
+     * readable image, which would count that image twice. */
+    int eval_skip_unreadable;
     uint64_t seed;
     int rank, world;
 } LoaderConfig;

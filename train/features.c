@@ -11,8 +11,10 @@
 #include "kernels/kernels.h"
 #include "train/events.h"
 #include "train/progress.h"
+#include "train/stop_signal.h"
 
-float *features_extract(Resnet *net, const FeatureSource *src, int32_t **labels_out)
+float *features_extract(Resnet *net, const FeatureSource *src, int32_t **labels_out,
+                        int *count_out)
 {
     const ImageFolder *f = src->folder;
     const int dim = resnet_feature_dim(net), count = f->count;
@@ -20,6 +22,7 @@ float *features_extract(Resnet *net, const FeatureSource *src, int32_t **labels_
         .folder = f, .aug = src->aug, .views = 1, .batch_size = src->batch,
         .workers = src->workers, .prefetch = 2, .shuffle = 0, .drop_last = 0,
         .seed = 0, .rank = 0, .world = 1, /* AUG_EVAL draws nothing: the seed is unused */
+        .eval_skip_unreadable = 1,
     };
     Loader *loader = loader_create(&lc);
     float *feat = xmalloc((size_t)count * dim * sizeof(float));
@@ -31,9 +34,15 @@ float *features_extract(Resnet *net, const FeatureSource *src, int32_t **labels_
     loader_start_epoch(loader, 0, 0);
     const Batch *b;
     while ((b = loader_next(loader)) != NULL) {
+        if (stop_requested) { /* a monitor of hours must not hold up a pause or Ctrl-C */
+            free(norms);
+            free(feat);
+            free(labels);
+            loader_destroy(loader);
+            return NULL;
+        }
         const float *x = resnet_forward_features(net, b->view[0], b->size);
-        /* without shuffling, position p of the epoch is dataset index p */
-        size_t row = (size_t)b->index * src->batch;
+        size_t row = (size_t)done; /* dataset order, unreadable files left out */
         l2norm_forward(b->size, dim, x, feat + row * dim, norms);
         memcpy(labels + row, b->labels, (size_t)b->size * sizeof(int32_t));
         done += b->size;
@@ -48,7 +57,13 @@ float *features_extract(Resnet *net, const FeatureSource *src, int32_t **labels_
             last_print = now;
         }
     }
-    if (done != count) die("knn: %s gave %d of its %d images", src->key, done, count);
+    int skipped = count - done;
+    if (done == 0)
+        die("knn: none of the %d images of %s (%s) could be read; see the warnings above",
+            count, src->key, f->root);
+    if (skipped > 0)
+        warn("knn: %d unreadable image(s) of %s left out; %d used", skipped, src->key, done);
+    *count_out = done;
     free(norms);
     loader_destroy(loader);
     *labels_out = labels;

@@ -24,12 +24,15 @@ typedef struct {
     int workers;                /* loader threads */
 } FeatureSource;
 
-/* Returns [count, resnet_feature_dim(net)] malloc'd, rows L2-normalized, in dataset order;
- * *labels_out [count] malloc'd (an unreadable file's row is the replacement image's, with
- * its label, as the loader substitutes it). Prints a progress line with an ETA on stderr
- * every FEATURES_PROGRESS_SECONDS while it runs. */
+/* Returns [n, resnet_feature_dim(net)] malloc'd, rows L2-normalized, in dataset order, and
+ * *labels_out [n] malloc'd, n = *count_out: the readable images — an unreadable file is left
+ * out with a warning (not replaced by another image, which would count that one twice); none
+ * readable is an error. Prints a progress line with an ETA on stderr every
+ * FEATURES_PROGRESS_SECONDS while it runs. */
 #define FEATURES_PROGRESS_SECONDS 10.0
-float *features_extract(Resnet *net, const FeatureSource *src, int32_t **labels_out);
+float *features_extract(Resnet *net, const FeatureSource *src, int32_t **labels_out,
+                        int *count_out);
+/* ... and returns NULL, having freed everything, when a stop signal arrives (stop_signal.h). */
 
 /* Memory the kNN evaluation may hold for features: half of physical memory (the rest is
  * for the model, the loader and the system). */

@@ -140,9 +140,16 @@ void knn_predict(const float *bank, const int32_t *bank_labels, int n_bank,
             for (int i = 0; i < nb; i++) {
                 nearest(tile + (size_t)i * n_bank, n_bank, k, heap);
                 for (int c = 0; c < classes; c++) score[c] = 0.0f;
+                /* exp(sim / t) overflows float32 past sim / t = 88 (t below about 0.011 for
+                 * unit features), making every score inf. Only then are the weights divided by
+                 * exp(max sim / t), which leaves the ranking as it is; otherwise the demo's
+                 * numbers exactly. */
+                float top_sim = heap[0].sim;
+                for (int r = 1; r < k; r++) top_sim = fmaxf(top_sim, heap[r].sim);
+                float shift = top_sim / t > 80.0f ? top_sim : 0.0f;
                 /* float32 sums in neighbour order, as the demo's one-hot product summed */
                 for (int r = 0; r < k; r++)
-                    score[bank_labels[heap[r].idx]] += expf(heap[r].sim / t);
+                    score[bank_labels[heap[r].idx]] += expf((heap[r].sim - shift) / t);
                 top_classes(score, classes, top_n, top_out + (size_t)(q0 + i) * top_n);
             }
             free(score);

@@ -51,11 +51,18 @@ KnnResult knn_evaluate(Resnet *net, const JobConfig *cfg, const ImageFolder *tra
     FeatureSource bank_src = {"data.train", train, aug, batch, cfg->data.workers};
     FeatureSource query_src = {"data.val", val, aug, batch, cfg->data.workers};
     int32_t *bank_labels, *query_labels;
-    float *bank = features_extract(net, &bank_src, &bank_labels);
-    float *queries = features_extract(net, &query_src, &query_labels);
+    int n_bank, n_q; /* readable images: unreadable files are left out (features.h) */
+    KnnResult r = {0};
+    float *bank = features_extract(net, &bank_src, &bank_labels, &n_bank);
+    float *queries = bank ? features_extract(net, &query_src, &query_labels, &n_q) : NULL;
+    if (!queries) { /* stopped by a signal */
+        if (bank) { free(bank); free(bank_labels); }
+        r.interrupted = 1;
+        return r;
+    }
 
     int *map = class_map(train, val);
-    for (int i = 0; i < val->count; i++) {
+    for (int i = 0; i < n_q; i++) {
         if (map[query_labels[i]] < 0) die("data.val class '%s' is not a data.train class",
                                           val->classes[query_labels[i]]);
         query_labels[i] = map[query_labels[i]];
@@ -63,15 +70,14 @@ KnnResult knn_evaluate(Resnet *net, const JobConfig *cfg, const ImageFolder *tra
     free(map);
 
     const int classes = train->num_classes, dim = resnet_feature_dim(net);
-    int32_t *top = xmalloc((size_t)val->count * knn_top_n(classes) * sizeof(int32_t));
-    knn_predict(bank, bank_labels, train->count, queries, val->count, dim, classes,
+    int32_t *top = xmalloc((size_t)n_q * knn_top_n(classes) * sizeof(int32_t));
+    knn_predict(bank, bank_labels, n_bank, queries, n_q, dim, classes,
                 cfg->eval.knn_k, (float)cfg->eval.knn_t, top);
-    KnnCounts c = knn_count(top, query_labels, val->count, classes);
+    KnnCounts c = knn_count(top, query_labels, n_q, classes);
 
-    KnnResult r = {0};
-    r.n_bank = train->count;
-    r.n_queries = val->count;
-    r.k = cfg->eval.knn_k < train->count ? cfg->eval.knn_k : train->count;
+    r.n_bank = n_bank;
+    r.n_queries = n_q;
+    r.k = cfg->eval.knn_k < n_bank ? cfg->eval.knn_k : n_bank;
     /* top-5 of fewer than 5 classes is undefined: NAN, null in events (train/accuracy.h) */
     r.top1 = accuracy_percent(c.correct1, c.n);
     r.top5 = accuracy_percent(c.has_top5 ? c.correct5 : ACCURACY_UNDEFINED, c.n);

@@ -17,6 +17,7 @@ typedef struct {
     int k;                  /* neighbours actually used (eval.knn.k, at most the bank size) */
     int n_bank, n_queries;
     double seconds;
+    int interrupted;        /* a stop signal (stop_signal.h) cut the evaluation short: no result */
 } KnnResult;
 
 /* Refuses (dies with a message naming data.train, data.val and `fix`) when the features of

@@ -117,6 +117,10 @@ static Sums evaluate(Lincls *m, Loader *val)
         LinclsBatchStats st = lincls_evaluate(m, b->view[0], b->labels, b->size);
         sums_add(&s, &st);
     }
+    if (s.rows == 0) die("none of the images of data.val could be read; see the warnings above");
+    if (loader_skipped(val) > 0)
+        warn("validation: %d unreadable image(s) of data.val left out; %lld used",
+             loader_skipped(val), (long long)s.rows);
     return s;
 }
 
@@ -196,6 +200,7 @@ int lincls_main(const CliArgs *args)
     vc.aug = aug_config_make(AUG_EVAL, cfg.data.image_size);
     vc.aug.resize_to = cfg.data.val_resize;
     vc.shuffle = 0;
+    vc.eval_skip_unreadable = 1; /* validation counts every readable image once */
     Loader *tl = loader_create(&tc), *vl = loader_create(&vc);
     const int batches = loader_batches_per_epoch(tl);
 
@@ -286,10 +291,13 @@ int lincls_main(const CliArgs *args)
         cur.next_batch = 0;
         if (stop_requested) stopped = 1; /* a signal during validation: stop at this boundary */
         int last = epoch + 1 == cfg.optim.epochs;
+        /* best before last: a crash between the two then leaves a lincls-last from before this
+         * epoch, whose resume redoes the epoch and rewrites the best; the other order could
+         * leave a lincls-last that records a best top-1 no lincls-best file holds. */
+        if (is_best) lincls_save(m, &info, &cur, LINCLS_BEST_NAME);
         if (last || stopped || (cfg.checkpoint.every_epochs > 0 &&
                                 (epoch + 1) % cfg.checkpoint.every_epochs == 0))
             lincls_save(m, &info, &cur, LINCLS_LAST_NAME);
-        if (is_best) lincls_save(m, &info, &cur, LINCLS_BEST_NAME);
     }
 
     if (cur.next_epoch >= cfg.optim.epochs) stopped = 0; /* stopped on the very last step: done */

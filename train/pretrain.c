@@ -193,6 +193,10 @@ static void run_knn_monitor(Moco *m, const JobConfig *cfg, const ImageFolder *tr
     fprintf(stderr, "knn: classifying %d data.val images against %d data.train images\n",
             val->count, train->count);
     KnnResult r = knn_evaluate(moco_encoder_q_net(m), cfg, train, val, batch);
+    if (r.interrupted) {
+        fprintf(stderr, "knn: monitor interrupted by a signal; no kNN result for this epoch\n");
+        return;
+    }
     char prefix[64];
     snprintf(prefix, sizeof prefix, "epoch %d/%d  ", epoch + 1, cfg->optim.epochs);
     knn_report(&r, cfg, prefix);
@@ -366,10 +370,17 @@ int pretrain_main(const CliArgs *args)
         cur.next_epoch = epoch + 1;
         cur.next_batch = 0;
         int last = epoch + 1 == cfg.optim.epochs;
-        if (last || stopped || (cfg.checkpoint.every_epochs > 0 && (epoch + 1) % cfg.checkpoint.every_epochs == 0))
-            save_checkpoint(m, &cfg, &cur);
-        if (knn_monitor && !stop_requested && (epoch + 1) % cfg.eval.knn_every_epochs == 0)
+        int saved = last || stopped || (cfg.checkpoint.every_epochs > 0 &&
+                                        (epoch + 1) % cfg.checkpoint.every_epochs == 0);
+        if (saved) save_checkpoint(m, &cfg, &cur);
+        if (knn_monitor && !stop_requested && (epoch + 1) % cfg.eval.knn_every_epochs == 0) {
             run_knn_monitor(m, &cfg, &folder, &val, batch, epoch);
+            if (stop_requested && !last) { /* signalled during the monitor: stop here */
+                if (!saved) save_checkpoint(m, &cfg, &cur);
+                stopped = 1;
+                break;
+            }
+        }
     }
 
     if (cur.next_epoch >= cfg.optim.epochs) stopped = 0; /* stopped on the very last step: done */

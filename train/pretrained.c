@@ -2,6 +2,7 @@
 #include "train/pretrained.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,6 +198,18 @@ int pretrained_load_backbone(const char *path, ParamSet *ps, char *err, size_t e
             return -1;
         }
         copy_tensor(p, t);
+        if (p->kind != PARAM_BUFFER_I64) {
+            /* A diverged run's weights would otherwise surface much later as a NaN loss that
+             * blames the learning rate, or as a meaningless kNN accuracy. */
+            for (size_t j = 0; j < p->count; j++) {
+                if (isfinite(p->data[j])) continue;
+                snprintf(err, errlen, "%s: tensor '%s%s' holds a non-finite value (%g at element "
+                         "%zu): the pretraining that wrote it diverged; use an earlier checkpoint",
+                         pf.file, pf.prefix, p->name, (double)p->data[j], j);
+                pretrained_close(&pf);
+                return -1;
+            }
+        }
     }
     pretrained_close(&pf);
     return 0;

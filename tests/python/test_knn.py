@@ -94,6 +94,20 @@ def test_random_features_match_the_demo(tmp_path):
     check_same(tmp_path, bank, labels, queries, 10, 7, 0.07)
 
 
+def test_tiny_temperature_does_not_overflow(tmp_path):
+    """t = 0.005: exp(sim / t) overflows float32 (every score inf, every query class 0).
+    The ranking must equal the demo's computed in float64, where nothing overflows."""
+    g = torch.Generator().manual_seed(2)
+    bank = torch.nn.functional.normalize(torch.randn(400, 32, generator=g), dim=1)
+    queries = torch.nn.functional.normalize(torch.randn(100, 32, generator=g), dim=1)
+    labels = torch.randint(0, 10, (400,), generator=g)
+    ref = torch_knn_predict(bank.double(), labels, queries.double(), 10, 20, 0.005)[:, :5]
+    assert torch.isfinite(torch.exp(torch.tensor(1.0 / 0.005, dtype=torch.float64)))
+    top, _ = c_knn_predict(tmp_path, bank, labels, queries, 10, 20, 0.005)
+    assert (top[:, 0] == ref[:, 0].numpy()).all()
+    assert len(set(top[:, 0].tolist())) > 1  # not the all-inf answer (class 0 everywhere)
+
+
 def test_top1_top5_counting(tmp_path):
     g = torch.Generator().manual_seed(1)
     bank = torch.nn.functional.normalize(torch.randn(300, 16, generator=g), dim=1)
@@ -314,3 +328,49 @@ def test_knn_without_a_backbone_is_refused(tmp_path):
     cfg = knn_config(tmp_path / "knn.yaml", train, train)
     rc, _, err = run_train(["knn", "--config", cfg], check=False)
     assert rc == 1 and "--checkpoint" in err and "model.pretrained" in err
+
+
+def test_unreadable_images_are_left_out_not_replaced(tmp_path, pretrained):
+    """A truncated JPEG in the queries and an empty file in the bank: both are left out with a
+    warning, so the result equals the one on the clean folders (the training loader's habit of
+    substituting the next readable image would count that image twice)."""
+    train = subset(tmp_path / "train", "train", 8, 5)
+    val = subset(tmp_path / "val", "val", 6, 5)
+    cfg = knn_config(tmp_path / "knn.yaml", train, val)
+    _, clean, _ = knn_run(["--config", cfg, "--checkpoint", pretrained])
+    good = next((CIFAR / "val" / sorted(os.listdir(CIFAR / "val"))[0]).iterdir())
+    (val / sorted(os.listdir(val))[0] / "zz_truncated.jpg").write_bytes(good.read_bytes()[:200])
+    (train / sorted(os.listdir(train))[1] / "zz_empty.jpg").write_bytes(b"")
+    _, dirty, err = knn_run(["--config", cfg, "--checkpoint", pretrained])
+    a = [e for e in clean if e["kind"] == "eval"][0]
+    b = [e for e in dirty if e["kind"] == "eval"][0]
+    assert (b["bank"], b["queries"]) == (a["bank"], a["queries"]) == (40, 30)
+    assert (b["top1"], b["top5"]) == (a["top1"], a["top5"])
+    assert "zz_truncated.jpg" in err and "zz_empty.jpg" in err and "left out" in err
+
+
+def test_sigterm_during_the_monitor_stops_at_the_epoch_checkpoint(tmp_path):
+    """SIGTERM while the monitor extracts features: the run stops without another training
+    step (its newest checkpoint is the epoch's), exit status 3, and a resume continues."""
+    train = subset(tmp_path / "train", "train", 5, 6)
+    val = subset(tmp_path / "val", "val", 50, 6)  # 300 queries: the monitor takes a while
+    args = small_args(tmp_path, train, ["--set", f"data.val={val}", "--set", "eval.knn.every_epochs=1",
+                                        "--set", "optim.epochs=2", "--set", "resources.threads=1",
+                                        "--set", "data.workers=1"])
+    proc = subprocess.Popen([str(MOCO_TRAIN)] + [str(a) for a in args], cwd=ROOT,
+                            stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if line.startswith("knn: classifying"):
+            proc.send_signal(15)
+            break
+    rest = proc.stderr.read()
+    proc.wait(timeout=300)
+    assert proc.returncode == 3, "".join(seen) + rest
+    assert "monitor interrupted" in rest
+    ckpts = sorted(p.name for p in (tmp_path / "ckpt").glob("ckpt-*.safetensors"))
+    assert ckpts[-1] == "ckpt-e0001-s000000003.safetensors", ckpts  # 30 images / batch 10
+    rc, events, err = run_train(args + ["--resume", tmp_path / "ckpt"], check=False)
+    assert rc == 0, err[-2000:]
+    assert min(step_losses(events)) == 4

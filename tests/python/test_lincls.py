@@ -237,3 +237,20 @@ def test_a_file_of_another_format_says_how_to_convert(tmp_path, pretrained):
     rc, _, err = run_train(lincls_args(tmp_path, pretrained, extra=["--set", f"model.pretrained={other}"]),
                            check=False)
     assert rc == 1 and "convert_checkpoint.py from-torch" in err and "mocod-backbone" in err, err
+
+
+def test_non_finite_pretrained_weights_are_refused_naming_the_tensor(tmp_path, pretrained):
+    """A diverged pretraining's NaN must be named at load, not surface as a NaN loss that
+    blames optim.lr (lincls) or as a meaningless accuracy (knn)."""
+    ckpt = sorted(pretrained.glob("ckpt-*.safetensors"))[-1] if pretrained.is_dir() else pretrained
+    tensors, meta = stnp.load(ckpt)
+    w = tensors["encoder_q.layer3.0.conv2.weight"].copy()
+    w.flat[7] = np.nan
+    tensors["encoder_q.layer3.0.conv2.weight"] = w
+    bad = tmp_path / "nan.safetensors"
+    stnp.save(bad, tensors, meta)
+    rc, events, err = run_train(lincls_args(tmp_path, pretrained, extra=["--set", f"model.pretrained={bad}"]),
+                                check=False)
+    assert rc == 1 and "layer3.0.conv2.weight" in err and "non-finite" in err, err[-2000:]
+    assert events[-1]["kind"] == "error"
+
