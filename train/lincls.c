@@ -27,6 +27,7 @@
 #include "train/accuracy.h"
 #include "train/config.h"
 #include "train/events.h"
+#include "train/job_config.h"
 #include "train/optim.h"
 #include "train/pretrained.h"
 #include "train/progress.h"
@@ -53,26 +54,6 @@ static double sums_top1(const Sums *w) { return accuracy_percent((int64_t)w->cor
 static double sums_top5(const Sums *w)
 {
     return w->top5_undefined ? NAN : accuracy_percent((int64_t)w->correct5, w->rows);
-}
-
-static void load_config(const CliArgs *args, const StFile *resumed, JobConfig *cfg)
-{
-    char err[2048];
-    int rc;
-    if (!args->config && resumed) {
-        /* Resuming without a config continues with the checkpoint's own resolved spec. */
-        const char *json = st_metadata(resumed, "config");
-        if (!json) die("--resume: the checkpoint holds no config; pass --config");
-        rc = config_load_json(json, cfg, err, sizeof err);
-    } else {
-        if (!args->config) die("lincls needs --config FILE (see configs/ for recipes)");
-        rc = config_load(args->config, args->sets, args->n_sets, cfg, err, sizeof err);
-    }
-    if (rc != 0) die("%s", err);
-    if (cfg->kind != JOB_LINCLS)
-        die("the config's kind is '%s', not 'lincls'; set kind: lincls (or use moco-train %s)",
-            cfg->kind == JOB_PRETRAIN ? "pretrain" : "knn",
-            cfg->kind == JOB_PRETRAIN ? "pretrain" : "knn");
 }
 
 /* data.train gives the classes; data.val must have the same class folders, in the same
@@ -150,7 +131,7 @@ int lincls_main(const CliArgs *args)
     if (resuming) lincls_open_resume(args->resume, &resumed, resumed_file, sizeof resumed_file, &cur);
 
     JobConfig cfg;
-    load_config(args, resuming ? &resumed : NULL, &cfg);
+    job_config_load(args, resuming ? &resumed : NULL, JOB_LINCLS, "lincls", &cfg);
     if (resuming) lincls_check_resume_model(&resumed, resumed_file, &cfg);
     /* The pretrained file is named by its resolved path (a folder's newest checkpoint now):
      * the sanity check must read the same file even if a pretraining adds newer ones. */

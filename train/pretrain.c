@@ -27,6 +27,7 @@
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/events.h"
+#include "train/job_config.h"
 #include "train/knn_eval.h"
 #include "train/moco.h"
 #include "train/optim.h"
@@ -202,24 +203,6 @@ static void run_knn_monitor(Moco *m, const JobConfig *cfg, const ImageFolder *tr
     knn_report(&r, cfg, prefix);
 }
 
-static void load_config(const CliArgs *args, const StFile *resumed, JobConfig *cfg)
-{
-    char err[2048];
-    int rc;
-    if (!args->config && resumed) {
-        /* Resuming without a config continues with the checkpoint's own resolved spec. */
-        const char *json = st_metadata(resumed, "config");
-        if (!json) die("--resume: the checkpoint holds no config; pass --config");
-        rc = config_load_json(json, cfg, err, sizeof err);
-    } else {
-        if (!args->config) die("pretrain needs --config FILE (see configs/ for recipes)");
-        rc = config_load(args->config, args->sets, args->n_sets, cfg, err, sizeof err);
-    }
-    if (rc != 0) die("%s", err);
-    if (cfg->kind != JOB_PRETRAIN) die("the config's kind is not 'pretrain'; use moco-train %s",
-                                       cfg->kind == JOB_LINCLS ? "lincls" : "knn");
-}
-
 int pretrain_main(const CliArgs *args)
 {
     char err[2048];
@@ -233,7 +216,7 @@ int pretrain_main(const CliArgs *args)
         die("--resume: %s", err);
 
     JobConfig cfg;
-    load_config(args, resuming ? &resumed : NULL, &cfg);
+    job_config_load(args, resuming ? &resumed : NULL, JOB_PRETRAIN, "pretrain", &cfg);
     if (resuming && args->config) check_resume_compatible(&resumed, args->resume, &cfg);
     /* An unusable checkpoint.dir is found now, not when the first epoch ends hours later. */
     check_checkpoint_dir(&cfg, resuming);
