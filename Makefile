@@ -1,4 +1,4 @@
-# Makefile — builds moco-train (and later mocod, mococtl) and runs the tests.
+# Makefile — builds moco-train, mocod and mococtl, and runs the tests.
 #
 #   make                  build build/bin/moco-train (installs missing Debian packages first)
 #   make test             build and run every test (C unit tests, then PyTorch comparisons)
@@ -34,6 +34,17 @@ TEST_SRCS := $(wildcard tests/c/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/c/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(wildcard tests/tools/*_main.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%_main.c=$(BUILD)/tests/tools/%)
+# mocod (daemon/ api/ db/) never links the compute: only the job-spec parser of train/ and
+# common/error.c (DESIGN §1). mococtl (cli/) speaks HTTP and reuses the YAML reader.
+SPEC_SRCS  := $(wildcard train/config*.c) common/error.c
+MOCOD_SRCS := $(filter-out %_main.c,$(wildcard daemon/*.c api/*.c db/*.c)) $(SPEC_SRCS)
+MOCOD_OBJS := $(MOCOD_SRCS:%.c=$(BUILD)/obj/%.o)
+CLI_SRCS   := $(filter-out %_main.c,$(wildcard cli/*.c)) $(SPEC_SRCS)
+CLI_OBJS   := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
+MOCOD_LIBS := -lmicrohttpd -lsqlite3 -lcjson -lyaml -lpthread -lm
+CLI_LIBS   := -lcurl -lcjson -lyaml -lm
+PROGRAMS   := $(BUILD)/bin/moco-train $(if $(wildcard daemon/mocod_main.c),$(BUILD)/bin/mocod) \
+              $(if $(wildcard cli/mococtl_main.c),$(BUILD)/bin/mococtl)
 BENCH_SRCS := $(wildcard bench/*_main.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%_main.c=$(BUILD)/bin/%)
 
@@ -49,7 +60,7 @@ MPICC := $(shell command -v mpicc 2>/dev/null)
 .PHONY: all deps test-deps test test-c test-python demo bench probe clean
 .DEFAULT_GOAL := all
 
-all: deps probe $(BUILD)/bin/moco-train $(BENCH_BINS)
+all: deps probe $(PROGRAMS) $(BENCH_BINS)
 
 deps:
 	@scripts/install-deps.sh
@@ -72,6 +83,14 @@ $(BUILD)/bin/moco-train: $(BUILD)/obj/train/moco_train_main.o $(BUILD)/libmoco.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+$(BUILD)/bin/mocod: $(BUILD)/obj/daemon/mocod_main.o $(MOCOD_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(MOCOD_LIBS) -o $@
+
+$(BUILD)/bin/mococtl: $(BUILD)/obj/cli/mococtl_main.o $(CLI_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(CLI_LIBS) -o $@
+
 $(BUILD)/bin/%: $(BUILD)/obj/bench/%_main.o $(BUILD)/libmoco.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
@@ -79,6 +98,11 @@ $(BUILD)/bin/%: $(BUILD)/obj/bench/%_main.o $(BUILD)/libmoco.a
 $(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%_main.o $(BUILD)/libmoco.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# tests/c/test_mocod_*.c test the daemon's parts (db/, daemon/, api/) without the compute.
+$(BUILD)/tests/test_mocod_%: $(BUILD)/obj/tests/c/test_mocod_%.o $(MOCOD_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(MOCOD_LIBS) -lcmocka -o $@
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/c/%.o $(BUILD)/libmoco.a
 	@mkdir -p $(dir $@)
@@ -115,4 +139,4 @@ bench: all
 clean:
 	rm -rf build
 
--include $(LIB_OBJS:.o=.d) $(TEST_BINS:$(BUILD)/tests/%=$(BUILD)/obj/tests/c/%.d)
+-include $(LIB_OBJS:.o=.d) $(MOCOD_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_BINS:$(BUILD)/tests/%=$(BUILD)/obj/tests/c/%.d)

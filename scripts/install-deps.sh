@@ -4,9 +4,11 @@
 # installs what is missing with apt-get; otherwise it prints the exact command to run.
 set -euo pipefail
 
-build_pkgs=(gcc make pkg-config libturbojpeg0-dev libpng-dev libyaml-dev libcjson-dev libopenblas-dev)
+build_pkgs=(gcc make pkg-config libturbojpeg0-dev libpng-dev libyaml-dev libcjson-dev libopenblas-dev
+            libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev libjs-chart.js)
 # imagemagick: test_decode.py makes a CMYK JPEG with ImageMagick, the common producer of such files
-test_pkgs=(libcmocka-dev python3 python3-torch python3-torchvision python3-numpy python3-pil python3-pytest imagemagick)
+test_pkgs=(libcmocka-dev python3 python3-torch python3-torchvision python3-numpy python3-pil python3-pytest imagemagick
+           chromium python3-websocket sqlite3)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then want+=("${test_pkgs[@]}"); fi

@@ -10,7 +10,9 @@
 #
 # usage: tests/reference/run_alignment.sh [OUT_DIR]       (default runs/alignment)
 # env:   SEEDS="0 1"  SIDES="mocod torch"  TRAIN_PER_CLASS=500  VAL_PER_CLASS=500  JOBS=2 (runs side by side, each
-#        on one thread)  THREADS=1  DATASETS=../shared/datasets  MOCO_TRAIN=path (default build/bin/moco-train)
+#        on one thread)  LIN_LR=<lincls lr of both sides; default: the recipe's>
+#        STOP_AFTER=pretrain (only the pretrainings, e.g. to start them before the evaluation is settled)
+#        THREADS=1  DATASETS=../shared/datasets  MOCO_TRAIN=path (default build/bin/moco-train)
 # A finished step (its result file exists) is skipped on a rerun, so an interrupted run resumes.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,7 +29,9 @@ MT=${MOCO_TRAIN:-$REPO/build/bin/moco-train}   # MOCO_TRAIN: a fixed binary, e.g
 REF="$PY $REPO/tests/reference/moco_cifar_ref.py"
 PRE=$REPO/tests/reference/align_moco_v2_r18_cifar10.yaml
 LIN=$REPO/tests/reference/align_lincls_r18_cifar10.yaml
-LIN_ARGS="--epochs 5 --lr 30 --batch 256 --milestones 3 4"   # = $LIN's optim section
+LIN_LR=${LIN_LR:-$(sed -n 's/^optim: {lr: \([0-9.e+-]*\),.*/\1/p' "$LIN")}
+LIN_ARGS="--epochs 5 --lr $LIN_LR --batch 256 --milestones 3 4"   # = $LIN's optim section
+STOP_AFTER=${STOP_AFTER:-}
 
 [ -n "${MOCO_TRAIN:-}" ] || make -C "$REPO" -s build/bin/moco-train
 
@@ -43,7 +47,8 @@ for split in train:$TRAIN_PER_CLASS val:$VAL_PER_CLASS; do
     [ -d "$DATA/subset/$s" ] && continue
     for c in "$DATA/full/$s"/*/; do
         dst="$DATA/subset/$s/$(basename "$c")"; mkdir -p "$dst"
-        ls "$c" | sort | head -n "$n" | while read -r f; do ln -s "$c$f" "$dst/$f"; done
+        # awk, not head: head exits early, sort dies of SIGPIPE and pipefail ends the script.
+        ls "$c" | sort | awk -v n="$n" 'NR <= n' | while read -r f; do ln -s "$c$f" "$dst/$f"; done
     done
 done
 TRAIN=$DATA/subset/train VAL=$DATA/subset/val
@@ -57,13 +62,14 @@ mocod_side() {  # seed
             $( [ -n "$(ls "$d/checkpoints" 2>/dev/null)" ] && echo --resume "$d/checkpoints" ) \
             --events-fd 3 3>>"$d/pretrain.events.jsonl" 2>>"$d/pretrain.log"
         touch "$d/pretrain.done"; }
+    [ "$STOP_AFTER" = pretrain ] && return
     [ -s "$d/knn.events.jsonl" ] ||
         "$MT" knn --config "$PRE" --checkpoint "$d/checkpoints" --set data.train="$TRAIN" \
             --set data.val="$VAL" --set resources.threads="$THREADS" --events-fd 3 3>"$d/knn.events.jsonl" 2>"$d/knn.log"
     [ -e "$d/lincls.done" ] || {
         rm -f "$d/lincls.events.jsonl"
         "$MT" lincls --config "$LIN" --set model.pretrained="$d/checkpoints" \
-            --set data.train="$TRAIN" --set data.val="$VAL" --set seed="$1" \
+            --set data.train="$TRAIN" --set data.val="$VAL" --set seed="$1" --set optim.lr="$LIN_LR" \
             --set checkpoint.dir="$d/lincls" --set resources.threads="$THREADS" --events-fd 3 3>"$d/lincls.events.jsonl" 2>"$d/lincls.log"
         touch "$d/lincls.done"; }
 }
@@ -72,6 +78,7 @@ torch_side() {  # seed
     local d=$OUT/torch-s$1
     [ -e "$d/checkpoint_final.pth.tar" ] ||
         $REF pretrain --config "$PRE" --train "$TRAIN" --seed "$1" --out "$d" 2>"$OUT/torch-s$1.log"
+    [ "$STOP_AFTER" = pretrain ] && return
     [ -s "$d/knn.json" ] ||
         $REF knn --config "$PRE" --train "$TRAIN" --val "$VAL" --ckpt "$d/checkpoint_final.pth.tar" --out "$d/knn.json"
     [ -s "$d/lincls.jsonl" ] ||
@@ -92,4 +99,4 @@ for s in $SEEDS; do
     done
 done
 for p in "${pids[@]}"; do wait "$p"; done
-[ "$SIDES" = "mocod torch" ] && $PY "$REPO/tests/reference/alignment_table.py" "$OUT" | tee "$OUT/table.md"
+[ "$SIDES" = "mocod torch" ] && [ -z "$STOP_AFTER" ] && $PY "$REPO/tests/reference/alignment_table.py" "$OUT" | tee "$OUT/table.md"
