@@ -41,7 +41,7 @@ MOCOD_SRCS := $(filter-out %_main.c,$(wildcard daemon/*.c api/*.c db/*.c)) $(SPE
 MOCOD_OBJS := $(MOCOD_SRCS:%.c=$(BUILD)/obj/%.o)
 CLI_SRCS   := $(filter-out %_main.c,$(wildcard cli/*.c)) $(SPEC_SRCS)
 CLI_OBJS   := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
-MOCOD_LIBS := -lmicrohttpd -lsqlite3 -lcjson -lyaml -lpthread -lm
+MOCOD_LIBS := -lmicrohttpd -lsqlite3 -lcrypto -lcjson -lyaml -lpthread -lm   # -lcrypto: sha256 of checkpoints
 CLI_LIBS   := -lcurl -lcjson -lyaml -lm
 PROGRAMS   := $(BUILD)/bin/moco-train $(if $(wildcard daemon/mocod_main.c),$(BUILD)/bin/mocod) \
               $(if $(wildcard cli/mococtl_main.c),$(BUILD)/bin/mococtl)
