@@ -2,8 +2,9 @@
 #
 #   make                  build build/bin/moco-train (installs missing Debian packages first)
 #   make test             build and run every test (C unit tests, then PyTorch comparisons)
-#   make demo             MoCo v2 pretraining of the demo recipe on the shipped images (CPU),
-#                         then its kNN accuracy and a short linear evaluation
+#   make demo             the demo through mocod: MoCo v2 pretraining of the demo recipe on the
+#                         shipped images (CPU), then its kNN accuracy and a short linear evaluation
+#   make demo-local       the same with moco-train alone (no daemon)
 #   make bench            benchmarks against PyTorch and libjpeg-turbo (see docs/performance.md)
 #   make SANITIZE=address | SANITIZE=undefined   instrumented build under build/san-<kind>/
 #
@@ -57,7 +58,7 @@ MPICC := $(shell command -v mpicc 2>/dev/null)
 # Objects are kept between builds (no "rm build/obj/..." after a build).
 .SECONDARY:
 
-.PHONY: all deps test-deps test test-c test-python demo bench probe clean
+.PHONY: all deps test-deps test test-c test-python demo demo-local bench probe clean install
 .DEFAULT_GOAL := all
 
 all: deps probe $(PROGRAMS) $(BENCH_BINS)
@@ -121,20 +122,40 @@ test-python: $(TOOL_BINS)
 	MOCO_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/python $(PYTEST_ARGS)
 
 # ---- demo and benchmarks -------------------------------------------------------------------
-# A second `make demo` continues the run in runs/demo (after Ctrl-C, exactly where it stopped);
-# `rm -rf runs/demo` starts over.
-DEMO_CKPT := runs/demo/checkpoints
-# After pretraining, the two measures of what the features are worth: kNN accuracy and a short
-# linear evaluation (configs/lincls_demo_cifar10_small.yaml), both on the 500 validation images.
+# make demo: the demo through the daemon (scripts/demo.sh) — starts mocod with its state in
+# runs/demo/mocod, submits the demo pretraining, then a kNN and a short linear evaluation of its
+# result, and watches them; mocod keeps serving the dashboard afterwards.
 demo: all
+	scripts/demo.sh
+
+# make demo-local: the same three steps with moco-train alone, no daemon. A second run continues
+# in runs/demo-local (after Ctrl-C, exactly where it stopped); `rm -rf runs/demo-local` starts over.
+LOCAL := runs/demo-local
+demo-local: all
 	$(BUILD)/bin/moco-train pretrain --config configs/demo_moco_v2_cifar10_small.yaml \
-	  $$(ls $(DEMO_CKPT)/ckpt-*.safetensors >/dev/null 2>&1 && echo --resume $(DEMO_CKPT)) $(DEMO_ARGS)
-	$(BUILD)/bin/moco-train knn --config configs/demo_moco_v2_cifar10_small.yaml --checkpoint $(DEMO_CKPT)
+	  --set checkpoint.dir=$(LOCAL)/checkpoints \
+	  $$(ls $(LOCAL)/checkpoints/ckpt-*.safetensors >/dev/null 2>&1 && echo --resume $(LOCAL)/checkpoints) $(DEMO_ARGS)
+	$(BUILD)/bin/moco-train knn --config configs/demo_moco_v2_cifar10_small.yaml --checkpoint $(LOCAL)/checkpoints
 	$(BUILD)/bin/moco-train lincls --config configs/lincls_demo_cifar10_small.yaml \
-	  $$(ls runs/demo/lincls/lincls-last.safetensors >/dev/null 2>&1 && echo --resume runs/demo/lincls)
+	  --set model.pretrained=$(LOCAL)/checkpoints --set checkpoint.dir=$(LOCAL)/lincls \
+	  $$(ls $(LOCAL)/lincls/lincls-last.safetensors >/dev/null 2>&1 && echo --resume $(LOCAL)/lincls)
 
 bench: all
 	bench/run_all.sh
+
+# ---- install -------------------------------------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=staging]: the three programs, the dashboard, the
+# OpenAPI document, the systemd unit, docs, and /etc/mocod/mocod.yaml (kept if it exists).
+PREFIX ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/mocod/web \
+	  $(DESTDIR)$(PREFIX)/share/doc/mocod $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)/etc/mocod
+	install -m 755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(wildcard web/*.html web/*.js web/*.css web/*.json) $(DESTDIR)$(PREFIX)/share/mocod/web/
+	install -m 644 docs/mocod-api.md docs/job-spec.md docs/moco-train.md $(wildcard docs/mococtl.md) \
+	  $(DESTDIR)$(PREFIX)/share/doc/mocod/
+	sed 's|@PREFIX@|$(PREFIX)|g' packaging/mocod.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/mocod.service
+	test -e $(DESTDIR)/etc/mocod/mocod.yaml || install -m 644 configs/mocod.example.yaml $(DESTDIR)/etc/mocod/mocod.yaml
 
 clean:
 	rm -rf build

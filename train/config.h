@@ -60,4 +60,9 @@ int config_load_ex(const char *path, const char *const *overrides, int n_overrid
 int config_load_json(const char *json, JobConfig *out, char *err, size_t errlen);
 void config_free(JobConfig *c);
 
+/* Applies one "a.b.c=value" override (value parsed as YAML) to a spec tree, as --set does;
+ * mococtl uses it on the spec it sends. 0, or -1 with a message naming the key. */
+typedef struct cJSON cJSON;
+int config_apply_override(cJSON *tree, const char *assignment, char *err, size_t errlen);
+
 #endif

@@ -54,8 +54,6 @@ void config_describe(const cJSON *node, char *buf, size_t n);
 
 /* Every key in the tree must be in the schema, and every section a mapping (or null). */
 int config_check_keys(const cJSON *tree, const ConfigSource *src, char *err, size_t errlen);
-/* Applies one "a.b.c=value" assignment to the tree. */
-int config_apply_override(cJSON *tree, const char *assignment, char *err, size_t errlen);
 
 /* Defaults, presets, type and range checks: the tree becomes *out (resolved_json included). */
 int config_resolve(const cJSON *tree, const ConfigSource *src, JobConfig *out, char *err,

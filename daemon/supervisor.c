@@ -1,0 +1,163 @@
+/* supervisor.c — the supervisor thread: one loop that reads every worker's new events (from
+ * their events files), notices workers that ended and settles their jobs, sends SIGKILL to
+ * workers past their grace period, and runs the scheduler. It sleeps in poll() on the
+ * self-pipe (written on submit, cancel, pause, resume, priority, shutdown) until the next
+ * timer: a tenth of a second while workers run (to pick up their events), else the next grace
+ * deadline or not_before. The jobs lock is held for each round of work and released while it
+ * sleeps.
+ */
+#include "daemon/service_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/worker_exit.h"
+
+/* Longest sleep with workers running: how late a live event (or a worker's exit) may be
+ * seen. Idle, the timer only guards against a missed wake-up. */
+#define POLL_WITH_WORKERS_S 0.1
+#define POLL_IDLE_S 5.0
+
+/* Appends one line of mocod's own to the job's log, so the log tells the whole story. */
+static void log_note(Service *s, int64_t job, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void log_note(Service *s, int64_t job, const char *fmt, ...)
+{
+    char path[DAEMON_PATH_MAX + 64];
+    if (service_job_path(s, job, "/log.txt", path, sizeof path) != 0) return;
+    FILE *f = fopen(path, "ae");
+    if (!f) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("=== mocod: ", f);
+    vfprintf(f, fmt, ap);
+    fputs(" ===\n", f);
+    va_end(ap);
+    fclose(f); /* a note only: a failed write loses nothing else */
+}
+
+static void release_resources(Service *s, Worker *w)
+{
+    if (w->n_gpus == 0) {
+        if (s->cpu_used > 0) s->cpu_used--;
+    }
+    for (int i = 0; i < w->n_gpus; i++)
+        if (w->gpus[i] >= 0 && w->gpus[i] < s->cfg.gpus && s->gpu_owner[w->gpus[i]] == w->job)
+            s->gpu_owner[w->gpus[i]] = 0;
+}
+
+static void remove_worker(Service *s, int index)
+{
+    Worker *w = s->workers[index];
+    release_resources(s, w);
+    worker_free(w);
+    free(w);
+    s->workers[index] = s->workers[--s->n_workers];
+}
+
+/* The worker ended: decide the job's next state (worker_exit.c) and apply it. */
+static void settle_exit(Service *s, Worker *w)
+{
+    char err[1024], log_path[DAEMON_PATH_MAX + 64];
+    JobRow row;
+    ServiceError se;
+    if (service_read_job(s, w->job, &row, &se) != 0) {
+        fprintf(stderr, "mocod: job %lld: worker ended but the job cannot be read: %s\n",
+                (long long)w->job, se.message);
+        return;
+    }
+    char *tail = NULL;
+    if (service_job_path(s, w->job, "/log.txt", log_path, sizeof log_path) == 0)
+        tail = file_last_lines(log_path, 10);
+    WorkerExitOutcome out;
+    worker_exit_decide(w->status, w->request, w->sent_term || w->sent_kill, row.restarts,
+                       row.max_restarts, tail, s->cfg.grace_period_s, &out);
+    free(tail);
+    char how[128];
+    describe_wait_status(w->status, how, sizeof how);
+    log_note(s, w->job, "worker %ld %s; job %s", (long)w->pid, how, job_state_name(out.to));
+    JobTransitionExtra extra = {out.restart_delta, 0};
+    int rc = job_transition(s->db, s->bus, w->job, out.to, out.reason, &extra, NULL, NULL, err,
+                            sizeof err);
+    if (rc != JOB_TRANSITION_OK)
+        fprintf(stderr, "mocod: job %lld: worker %s, but the job could not become %s: %s\n",
+                (long long)w->job, how, job_state_name(out.to), err);
+    job_row_free(&row);
+}
+
+/* One round over the workers: events, exits, grace deadlines. Lowers *next_wake. */
+static void tend_workers(Service *s, double now, double *next_wake)
+{
+    for (int i = 0; i < s->n_workers;) {
+        Worker *w = s->workers[i];
+        worker_read(w, worker_events_line, s, 0);
+        if (worker_poll_exit(w)) {
+            worker_read(w, worker_events_line, s, 1); /* what it wrote just before exiting */
+            settle_exit(s, w);
+            remove_worker(s, i);
+            continue;
+        }
+        if (w->kill_at > 0 && !w->sent_kill) {
+            if (now >= w->kill_at) {
+                fprintf(stderr, "mocod: job %lld: worker %ld did not stop within %d s of "
+                        "SIGTERM; sending SIGKILL\n", (long long)w->job, (long)w->pid,
+                        s->cfg.grace_period_s);
+                log_note(s, w->job, "worker did not stop within grace_period_s (%d s); SIGKILL",
+                         s->cfg.grace_period_s);
+                worker_signal(w, SIGKILL);
+            } else if (w->kill_at < *next_wake) {
+                *next_wake = w->kill_at;
+            }
+        }
+        i++;
+    }
+}
+
+static void drain_wake_pipe(Service *s)
+{
+    char buf[256];
+    while (read(s->wake_pipe[0], buf, sizeof buf) > 0) {
+    }
+}
+
+void *supervisor_main(void *arg)
+{
+    Service *s = arg;
+    /* Signals meant for mocod (SIGTERM, SIGINT) go to the threads that wait for them, not
+     * here: blocking them keeps poll() from being interrupted for nothing. Workers get a
+     * clean mask at exec (worker.c). */
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, &block, NULL);
+
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        double now = monotonic_now();
+        double next_wake = now + (s->n_workers > 0 ? POLL_WITH_WORKERS_S : POLL_IDLE_S);
+        tend_workers(s, now, &next_wake);
+        if (s->stopping && s->n_workers == 0) break;
+        if (!s->stopping) scheduler_run(s, &next_wake);
+        /* the scheduler may just have started the first worker */
+        if (s->n_workers > 0 && next_wake > now + POLL_WITH_WORKERS_S)
+            next_wake = now + POLL_WITH_WORKERS_S;
+        double wait_s = next_wake - monotonic_now();
+        int timeout_ms = wait_s <= 0 ? 0 : (int)ceil(wait_s * 1000.0);
+        pthread_mutex_unlock(&s->mu);
+        struct pollfd wake = {s->wake_pipe[0], POLLIN, 0};
+        if (poll(&wake, 1, timeout_ms) < 0 && errno != EINTR) usleep(10000);
+        drain_wake_pipe(s);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
