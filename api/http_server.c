@@ -13,9 +13,11 @@
 #include "api/params.h"
 #include "api/request.h"
 #include "api/respond.h"
+#include "api/stream_util.h"
 
 #include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,8 @@
 #define CONNECTION_LIMIT 512u
 #define CONNECTION_MEMORY_LIMIT ((size_t)128 * 1024)
 #define IDLE_TIMEOUT_S 60u
+/* At most one "connection limit" note in this many seconds (log_mhd_message). */
+#define LIMIT_NOTE_S 10.0
 
 /* A client that keeps sending past the body limit is cut off once it has sent this many
  * times the limit: answering 413 needs the body to end, but not forever. */
@@ -79,6 +83,31 @@ static void log_mhd_message(void *cls, const char *fmt, va_list ap)
         if (strstr(msg, CLIENT_CAUSED[i])) return;
     size_t n = strlen(msg);
     while (n > 0 && msg[n - 1] == '\n') msg[--n] = '\0';
+    /* The connection limit is worth knowing about, but libmicrohttpd says so once per refused
+     * connection: a client that floods mocod with connections would fill the log. Once per
+     * LIMIT_NOTE_S at most, with the count of the ones in between. */
+    if (strstr(msg, "connection limit")) {
+        static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+        static double last;
+        static unsigned long suppressed;
+        pthread_mutex_lock(&mu);
+        double now = monotonic_s();
+        int say = last == 0 || now - last >= LIMIT_NOTE_S;
+        unsigned long before = suppressed;
+        if (say) {
+            last = now;
+            suppressed = 0;
+        } else {
+            suppressed++;
+        }
+        pthread_mutex_unlock(&mu);
+        if (!say) return;
+        if (before)
+            fprintf(stderr, "mocod: http: %s (and %lu more since the last such note)\n", msg, before);
+        else
+            fprintf(stderr, "mocod: http: %s\n", msg);
+        return;
+    }
     fprintf(stderr, "mocod: http: %s\n", msg);
 }
 

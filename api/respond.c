@@ -1,6 +1,8 @@
 /* respond.c — JSON bodies, JSON errors and the common headers of every answer (respond.h). */
 #include "api/respond.h"
 
+#include "daemon/json_util.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +61,21 @@ struct MHD_Response *json_response(cJSON *body)
     cJSON_Delete(body);
     if (!text) return NULL;
     size_t n = strlen(text);
+    /* Strings from outside (a failure reason quoting a worker's log, which may name a file of
+     * the data set in a non-UTF-8 encoding) would make the answer invalid JSON for a strict
+     * client: each stray byte becomes U+FFFD. */
+    char *repaired;
+    size_t repaired_len;
+    int fixed = utf8_repair(text, n, &repaired, &repaired_len);
+    if (fixed < 0) {
+        free(text);
+        return NULL;
+    }
+    if (fixed) {
+        free(text);
+        text = repaired;
+        n = repaired_len;
+    }
     /* a final newline, so that `curl` output ends its line */
     char *with_nl = realloc(text, n + 2);
     if (!with_nl) {

@@ -190,6 +190,9 @@ static int perform(Http *h, const char *method, const char *path, const char *co
     long status = 0;
     if (curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK) status = 0;
     r->status = status;
+    curl_off_t connect_us = 0;
+    r->connected = curl_easy_getinfo(h->curl, CURLINFO_CONNECT_TIME_T, &connect_us) == CURLE_OK &&
+                   connect_us > 0;
     if (!r->body) append_body(&t, "", 0); /* callers may read body as a string */
     curl_slist_free_all(headers);
     free(url);
@@ -217,7 +220,13 @@ int http_stream(Http *h, const char *path, const char *extra_header, long timeou
 int http_check(const Http *h, const HttpResponse *r, const char *what)
 {
     if (r->curl_code != CURLE_OK && !r->aborted) {
-        if (r->status == 0 &&
+        if (r->status == 0 && r->curl_code == CURLE_OPERATION_TIMEDOUT && r->connected)
+            /* it took the connection but never answered: telling the user to start mocod
+             * would send them the wrong way */
+            cli_error("%s: mocod at %s took the connection but did not answer (%s); it may be "
+                      "stuck or overloaded: look at its log, or check that this address is "
+                      "really mocod", what, h->base, r->curl_error);
+        else if (r->status == 0 &&
             (r->curl_code == CURLE_COULDNT_CONNECT || r->curl_code == CURLE_COULDNT_RESOLVE_HOST ||
              r->curl_code == CURLE_COULDNT_RESOLVE_PROXY ||
              r->curl_code == CURLE_OPERATION_TIMEDOUT))

@@ -26,6 +26,7 @@ typedef struct {
     long long log_size;                 /* X-Log-Size, or -1 */
     long long content_length;           /* Content-Length, or -1 */
     int aborted;                        /* a stream's sink asked to stop */
+    int connected;                      /* the TCP connection was made (even if no answer came) */
 } HttpResponse;
 
 /* Called with each piece of a 2xx body. Return 0 to go on, -1 to stop the transfer. */

@@ -72,9 +72,18 @@ int cmd_ls(Http *http, int argc, char **argv)
         cJSON *page = NULL;
         rc = api_call(http, "GET", path, NULL, &page, "list jobs");
         if (rc != EXIT_OK) break;
+        const char *next = json_str(page, "next_page_token");
+        /* A server that hands back the page it was asked for would keep --all going forever
+         * (and growing); mocod's tokens always move on. */
+        if (next && *next && token && strcmp(next, token) == 0) {
+            cli_error("list jobs: the server at %s answered page_token %s with the same "
+                      "next_page_token; is that address really mocod?", http->base, token);
+            cJSON_Delete(page);
+            rc = EXIT_SERVER;
+            break;
+        }
         free(token);
         token = NULL;
-        const char *next = json_str(page, "next_page_token");
         if (next && *next) token = xstrdup(next);
         take_jobs(jobs, page, "jobs");
         cJSON_Delete(page);

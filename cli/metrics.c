@@ -74,9 +74,17 @@ static int fetch_series(Http *http, int64_t id, long long since, Series *s)
             if (json_num(p, "step", &step) && json_num(p, "value", &value))
                 series_add(s, (long long)step, value, json_num_or(p, "ts", 0));
         }
+        const char *next = json_str(page, "next_page_token");
+        /* the same token again would fetch the same page forever (see list.c) */
+        if (next && *next && token && strcmp(next, token) == 0) {
+            cli_error("%s: the server at %s answered page_token %s with the same "
+                      "next_page_token; is that address really mocod?", what, http->base, token);
+            cJSON_Delete(page);
+            rc = EXIT_SERVER;
+            break;
+        }
         free(token);
         token = NULL;
-        const char *next = json_str(page, "next_page_token");
         if (next && *next) token = xstrdup(next);
         cJSON_Delete(page);
     } while (token);

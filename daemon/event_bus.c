@@ -1,6 +1,8 @@
 /* event_bus.c — the ring of live job events; see event_bus.h. */
 #include "daemon/event_bus.h"
 
+#include "daemon/json_util.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -79,7 +81,12 @@ void event_bus_publish(EventBus *bus, int64_t job, const char *kind, const char 
 {
     const char *k = intern_kind(kind);
     if (!bus || !k || strcmp(k, "lagged") == 0) return;
-    char *copy = strdup(json);
+    /* Events carry worker text (log lines, reasons quoting them) that may not be UTF-8; the
+     * stream is read as UTF-8 (EventSource), so stray bytes become U+FFFD here. */
+    char *copy;
+    size_t copy_len;
+    int fixed = utf8_repair(json, strlen(json), &copy, &copy_len);
+    if (fixed == 0) copy = strdup(json);
     if (!copy) return; /* out of memory: a live view misses one event; history is in SQLite */
     pthread_mutex_lock(&bus->mu);
     Event *e = &bus->ring[bus->next_seq % EVENT_BUS_CAPACITY];

@@ -8,8 +8,9 @@
  * killed. No SIGTERM is sent: a second one would make moco-train stop without its checkpoint.
  * Then the events the old worker wrote after the last one the old mocod applied (its last
  * metrics, its last checkpoint) are applied from the job's events.jsonl, so the history ends
- * where the checkpoint the job resumes from does. Then: canceling → canceled, pausing →
- * paused, the others → queued with restarts + 1 while restarts < max_restarts, else failed.
+ * where the checkpoint the job resumes from does. Then: canceling → canceled; a job whose
+ * worker finished it (its last event is `done` with status completed) → completed; pausing →
+ * paused; the others → queued with restarts + 1 while restarts < max_restarts, else failed.
  */
 #include "daemon/service_internal.h"
 
@@ -19,13 +20,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "daemon/json_util.h"
 
-/* 1 when pid runs and its command line mentions the job's folder "<jobs_dir>/<id>/". */
+/* 1 when the folder part of arg (an absolute path "DIR/file") is the folder `job_dir` points
+ * at (same device and inode), however either is spelled. */
+static int arg_in_folder(const char *arg, const struct stat *job_dir)
+{
+    const char *slash = strrchr(arg, '/');
+    if (arg[0] != '/' || !slash) return 0;
+    char dir[DAEMON_PATH_MAX + 64];
+    size_t len = slash == arg ? 1 : (size_t)(slash - arg);
+    if (len >= sizeof dir) return 0;
+    memcpy(dir, arg, len);
+    dir[len] = '\0';
+    struct stat st;
+    return stat(dir, &st) == 0 && st.st_dev == job_dir->st_dev && st.st_ino == job_dir->st_ino;
+}
+
+/* 1 when pid runs and its command line names a file in the job's folder (its --config
+ * STATE/jobs/<id>/spec.json). The folder is compared by inode, not by text: the previous mocod
+ * may have been started with another spelling of the same state directory ("/srv/state/",
+ * a symlink, "a/../b"), and a worker it left running must still be recognised, or the job
+ * would get a second worker while the first one still writes its checkpoint. */
 static int is_old_worker(const Service *s, int64_t job, int64_t pid)
 {
     if (pid <= 1) return 0;
@@ -33,6 +54,8 @@ static int is_old_worker(const Service *s, int64_t job, int64_t pid)
     char path[64], want[DAEMON_PATH_MAX + 64], buf[16384];
     snprintf(path, sizeof path, "/proc/%lld/cmdline", (long long)pid);
     if (service_job_path(s, job, "/", want, sizeof want) != 0) return 0;
+    struct stat job_dir;
+    int have_dir = stat(want, &job_dir) == 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
     ssize_t n = read(fd, buf, sizeof buf - 1);
@@ -41,6 +64,7 @@ static int is_old_worker(const Service *s, int64_t job, int64_t pid)
     buf[n] = '\0';
     for (ssize_t i = 0; i < n;) { /* NUL-separated arguments */
         if (strstr(buf + i, want)) return 1;
+        if (have_dir && arg_in_folder(buf + i, &job_dir)) return 1;
         i += (ssize_t)strlen(buf + i) + 1;
     }
     return 0;
@@ -108,6 +132,26 @@ static void apply_missed_events(Service *s, const JobRow *r)
     worker_free(&w);
 }
 
+/* 1 when the job's worker ended by finishing the job: the last line of its events file (the
+ * file holds only the latest attempt's events) is {"kind": "done", "status": "completed"}.
+ * A worker that mocod's death reached during its last step, its final checkpoint or its final
+ * evaluation does not stop early: it completes the job and exits 0 with nobody to see it. */
+static int worker_completed(const Service *s, int64_t job)
+{
+    char path[DAEMON_PATH_MAX + 64];
+    if (service_job_path(s, job, "/events.jsonl", path, sizeof path) != 0) return 0;
+    char *tail = file_last_lines(path, 1);
+    if (!tail) return 0;
+    cJSON *e = cJSON_Parse(tail);
+    free(tail);
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(e, "kind");
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(e, "status");
+    int done = cJSON_IsString(kind) && strcmp(kind->valuestring, "done") == 0 &&
+               cJSON_IsString(status) && strcmp(status->valuestring, "completed") == 0;
+    cJSON_Delete(e);
+    return done;
+}
+
 int recover_jobs(Service *s, char *err, size_t errlen)
 {
     static const char *const active[] = {"starting", "running", "pausing", "canceling"};
@@ -129,6 +173,12 @@ int recover_jobs(Service *s, char *err, size_t errlen)
         if (strcmp(r->state, "canceling") == 0) {
             to = JOB_CANCELED;
             snprintf(reason, sizeof reason, "canceled (mocod restarted while the job stopped)");
+        } else if (worker_completed(s, r->id)) {
+            /* before pausing → paused and the retry below: the work is done, and rerunning
+             * it would count a restart (or fail a job that has none left) for nothing */
+            to = JOB_COMPLETED;
+            snprintf(reason, sizeof reason, "completed (its worker finished while mocod was "
+                     "not running)");
         } else if (strcmp(r->state, "pausing") == 0) {
             to = JOB_PAUSED;
             snprintf(reason, sizeof reason, "paused (mocod restarted while the job stopped); "

@@ -95,7 +95,9 @@ static int take_state_lock(Service *s, char *err, size_t errlen)
     snprintf(path, sizeof path, "%s/mocod.lock", s->cfg.state_dir);
     s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (s->lock_fd < 0) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        snprintf(err, errlen, "cannot open %s: %s; mocod needs a state directory it can write "
+                 "(fix its permissions or mount, or choose another with --state-dir)", path,
+                 strerror(errno));
         return -1;
     }
     if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {

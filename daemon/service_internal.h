@@ -77,8 +77,9 @@ void launch_job(Service *s, const JobRow *job, const int *gpus, int n_gpus);
 
 /* ---- worker_events.c ---- */
 /* Handles one event line of a worker (under mu): stores metrics and progress, trims history
- * on `start`, moves starting → running, and publishes the event with "job" added. */
-void worker_events_line(void *service, Worker *w, char *line);
+ * on `start`, moves starting → running, and publishes the event with "job" added. 0, or -1
+ * when its effects could not be stored (a WorkerLineFn: the line is handed out again). */
+int worker_events_line(void *service, Worker *w, char *line);
 
 /* ---- recovery.c ---- */
 /* At startup, before the supervisor runs: jobs a previous mocod left with a worker are

@@ -245,16 +245,28 @@ cJSON *service_set_priority(Service *s, int64_t id, int priority, ServiceError *
                       "and 1000000, got %d", priority);
         return NULL;
     }
+    /* Under the jobs lock, like the other actions: the state checked is the state changed. */
+    pthread_mutex_lock(&s->mu);
     JobRow row;
-    if (service_read_job(s, id, &row, err) != 0) return NULL;
-    job_row_free(&row);
-    sqlite3 *c = db_write_begin(s->db);
-    int rc = db_job_set_priority(c, id, priority, msg, sizeof msg);
-    db_write_end(s->db);
-    if (rc != 0) {
-        service_error(err, 500, "internal", NULL, "%s", msg);
+    if (service_read_job(s, id, &row, err) != 0) {
+        pthread_mutex_unlock(&s->mu);
         return NULL;
     }
+    JobState st;
+    int finished = job_state_parse(row.state, &st) == 0 && job_state_is_finished(st);
+    if (finished) /* docs/mocod-api.md: priority applies to any state not finished */
+        service_error(err, 409, "conflict", NULL, "job %lld is %s; priority orders jobs that "
+                      "have not finished", (long long)id, row.state);
+    job_row_free(&row);
+    int rc = 0;
+    if (!finished) {
+        sqlite3 *c = db_write_begin(s->db);
+        rc = db_job_set_priority(c, id, priority, msg, sizeof msg);
+        db_write_end(s->db);
+        if (rc != 0) service_error(err, 500, "internal", NULL, "%s", msg);
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (finished || rc != 0) return NULL;
     service_wake(s);
     return service_get_job(s, id, 0, err);
 }

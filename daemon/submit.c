@@ -350,6 +350,18 @@ static cJSON *parse_body(const char *body, size_t len, const char *content_type,
                       "spec (YAML or JSON, see docs/job-spec.md)");
         return NULL;
     }
+    /* JSON and YAML are UTF-8 text. cJSON keeps other bytes as they are, and a name stored so
+     * would make every answer that lists the job invalid JSON for strict clients. */
+    size_t valid = utf8_valid_prefix(body, len);
+    if (valid < len) {
+        size_t line = 1, col = 1;
+        for (size_t j = 0; j < valid; j++) {
+            if (body[j] == '\n') { line++; col = 1; } else { col++; }
+        }
+        service_error(err, 400, "invalid_spec", NULL, "request body: byte %zu (line %zu, column "
+                      "%zu) is not UTF-8; send the job spec as UTF-8 text", valid, line, col);
+        return NULL;
+    }
     int json = body[i] == '{' || (content_type && strstr(content_type, "json"));
     cJSON *tree;
     if (json) {

@@ -61,16 +61,22 @@ static void remove_worker(Service *s, int index)
     s->workers[index] = s->workers[--s->n_workers];
 }
 
-/* The worker ended: decide the job's next state (worker_exit.c) and apply it. */
-static void settle_exit(Service *s, Worker *w)
+/* The worker ended: decide the job's next state (worker_exit.c) and apply it. 0, or -1 when
+ * the database could not take the change now: the worker stays in the table and the next
+ * round tries again (removing it would leave the job `running` with nothing running it). */
+static int settle_exit(Service *s, Worker *w)
 {
     char err[1024], log_path[DAEMON_PATH_MAX + 64];
     JobRow row;
     ServiceError se;
     if (service_read_job(s, w->job, &row, &se) != 0) {
-        fprintf(stderr, "mocod: job %lld: worker ended but the job cannot be read: %s\n",
-                (long long)w->job, se.message);
-        return;
+        if (!w->failing || w->failed_at != -1)
+            fprintf(stderr, "mocod: job %lld: worker ended but the job cannot be read%s: %s\n",
+                    (long long)w->job, se.status == 404 ? "" : " yet, retrying", se.message);
+        if (se.status == 404) return 0;
+        w->failing = 1;
+        w->failed_at = -1; /* -1: the exit, not an event line */
+        return -1;
     }
     char *tail = NULL;
     if (service_job_path(s, w->job, "/log.txt", log_path, sizeof log_path) == 0)
@@ -81,14 +87,24 @@ static void settle_exit(Service *s, Worker *w)
     free(tail);
     char how[128];
     describe_wait_status(w->status, how, sizeof how);
-    log_note(s, w->job, "worker %ld %s; job %s", (long)w->pid, how, job_state_name(out.to));
     JobTransitionExtra extra = {out.restart_delta, 0};
     int rc = job_transition(s->db, s->bus, w->job, out.to, out.reason, &extra, NULL, NULL, err,
                             sizeof err);
+    job_row_free(&row);
+    if (rc < 0) {
+        if (!w->failing || w->failed_at != -1)
+            fprintf(stderr, "mocod: job %lld: worker %s, but the job cannot become %s yet, "
+                    "retrying: %s\n", (long long)w->job, how, job_state_name(out.to), err);
+        w->failing = 1;
+        w->failed_at = -1;
+        return -1;
+    }
     if (rc != JOB_TRANSITION_OK)
         fprintf(stderr, "mocod: job %lld: worker %s, but the job could not become %s: %s\n",
                 (long long)w->job, how, job_state_name(out.to), err);
-    job_row_free(&row);
+    else
+        log_note(s, w->job, "worker %ld %s; job %s", (long)w->pid, how, job_state_name(out.to));
+    return 0;
 }
 
 /* One round over the workers: events, exits, grace deadlines. Lowers *next_wake. */
@@ -96,12 +112,17 @@ static void tend_workers(Service *s, double now, double *next_wake)
 {
     for (int i = 0; i < s->n_workers;) {
         Worker *w = s->workers[i];
-        worker_read(w, worker_events_line, s, 0);
-        if (worker_poll_exit(w)) {
-            worker_read(w, worker_events_line, s, 1); /* what it wrote just before exiting */
-            settle_exit(s, w);
-            remove_worker(s, i);
-            continue;
+        /* An ended worker is settled only once all its events are stored (they tell where
+         * its history and checkpoints end); when the database refuses them or the state
+         * change, the next round tries again. When mocod stops it gives up: the events stay
+         * in the file past the stored offset, and the next mocod's recovery applies them. */
+        int stored = worker_read(w, worker_events_line, s, 0) == 0;
+        if ((stored || s->stopping) && worker_poll_exit(w)) {
+            stored = worker_read(w, worker_events_line, s, 1) == 0; /* its last words */
+            if ((stored && settle_exit(s, w) == 0) || s->stopping) {
+                remove_worker(s, i);
+                continue;
+            }
         }
         if (w->kill_at > 0 && !w->sent_kill) {
             if (now >= w->kill_at) {

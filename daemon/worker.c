@@ -156,8 +156,29 @@ int worker_open_events(Worker *w, const char *events_path, int64_t offset)
     return 0;
 }
 
-/* Appends n bytes to the partial line, dropping lines past the limit. */
-static void take_bytes(Worker *w, const char *p, size_t n, WorkerLineFn on_line, void *ctx)
+/* Goes back to the line that starts at offset: the next read hands it out again. 0, or -1
+ * when the file cannot be repositioned (then reading simply goes on). */
+static int rewind_to(Worker *w, int64_t offset)
+{
+    if (lseek(w->events_fd, (off_t)offset, SEEK_SET) != (off_t)offset) return -1;
+    w->consumed = offset;
+    w->len = w->pending = 0;
+    w->overlong = 0;
+    return 0;
+}
+
+/* Hands out one complete line that starts at `start`; 0, or -1 when on_line refused it and
+ * the file went back to its start. */
+static int hand_out(Worker *w, int64_t start, WorkerLineFn on_line, void *ctx)
+{
+    w->line_start = start;
+    if (on_line(ctx, w, w->line) == 0) return 0;
+    return rewind_to(w, start) == 0 ? -1 : 0;
+}
+
+/* Appends n bytes to the partial line, dropping lines past the limit. 0, or -1 when a line
+ * could not be applied (see worker_read). */
+static int take_bytes(Worker *w, const char *p, size_t n, WorkerLineFn on_line, void *ctx)
 {
     while (n > 0) {
         const char *nl = memchr(p, '\n', n);
@@ -186,27 +207,29 @@ static void take_bytes(Worker *w, const char *p, size_t n, WorkerLineFn on_line,
                 }
             }
         }
-        if (!nl) return;
+        if (!nl) return 0;
+        int64_t start = w->consumed;
         w->consumed += (int64_t)w->pending + 1;
         if (!w->overlong) {
             w->line[w->len] = '\0';
-            on_line(ctx, w, w->line);
+            if (hand_out(w, start, on_line, ctx) != 0) return -1;
         }
         w->len = w->pending = 0;
         w->overlong = 0;
         p = nl + 1;
         n -= chunk + 1;
     }
+    return 0;
 }
 
-void worker_read(Worker *w, WorkerLineFn on_line, void *ctx, int at_end)
+int worker_read(Worker *w, WorkerLineFn on_line, void *ctx, int at_end)
 {
-    if (w->events_fd < 0) return;
+    if (w->events_fd < 0) return 0;
     char buf[65536];
     for (;;) {
         ssize_t n = read(w->events_fd, buf, sizeof buf);
         if (n > 0) {
-            take_bytes(w, buf, (size_t)n, on_line, ctx);
+            if (take_bytes(w, buf, (size_t)n, on_line, ctx) != 0) return -1;
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
@@ -218,11 +241,13 @@ void worker_read(Worker *w, WorkerLineFn on_line, void *ctx, int at_end)
         int complete = probe != NULL;
         cJSON_Delete(probe);
         if (complete) {
+            int64_t start = w->consumed;
             w->consumed += (int64_t)w->pending;
             w->len = w->pending = 0;
-            on_line(ctx, w, w->line);
+            if (hand_out(w, start, on_line, ctx) != 0) return -1;
         }
     }
+    return 0;
 }
 
 int worker_poll_exit(Worker *w)

@@ -38,6 +38,9 @@ typedef struct {
     pid_t pid;              /* also its process group id */
     int events_fd;          /* events.jsonl, read-only, at the next unread byte; -1 none */
     int64_t consumed;       /* file offset just past the last complete line handed out */
+    int64_t line_start;     /* file offset of the line being handed out */
+    int failing;            /* the line at failed_at could not be stored yet (said once) */
+    int64_t failed_at;
     size_t pending;         /* bytes of the current partial line (kept or dropped) */
     char *line;             /* the partial line read so far */
     size_t len, cap;
@@ -69,11 +72,15 @@ int worker_spawn(Worker *w, const char *program, char *const argv[], char *const
 int worker_open_events(Worker *w, const char *events_path, int64_t offset);
 
 /* Reads what the events file holds beyond what was read and calls on_line for each complete
- * line (without the newline), with w->consumed already past it. At the worker's end, call
- * with at_end 1: a last line without newline is handed out too when it is complete JSON
- * (anything else there is a write cut short by a kill, and dropped). */
-typedef void (*WorkerLineFn)(void *ctx, Worker *w, char *line);
-void worker_read(Worker *w, WorkerLineFn on_line, void *ctx, int at_end);
+ * line (without the newline), with w->consumed already past it and w->line_start at its
+ * start. At the worker's end, call with at_end 1: a last line without newline is handed out
+ * too when it is complete JSON (anything else there is a write cut short by a kill, and
+ * dropped). on_line returns 0, or -1 when the line's effects cannot be stored now (the
+ * database is locked or its disk full): reading then stops and goes back to that line, so
+ * the next call hands it out again. A line is never skipped, or the metric history would
+ * have a hole where the model has none. Returns 0, or -1 when it stopped so. */
+typedef int (*WorkerLineFn)(void *ctx, Worker *w, char *line);
+int worker_read(Worker *w, WorkerLineFn on_line, void *ctx, int at_end);
 
 /* 1 when the worker has exited (w->exited, w->status set), else 0. Never blocks. */
 int worker_poll_exit(Worker *w);

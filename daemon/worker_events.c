@@ -14,7 +14,9 @@
  * The events file offset just past the event (w->consumed) is stored in the transaction that
  * applies it, so each event changes the database exactly once even when mocod dies between
  * two events: the next mocod continues from that offset (recovery.c). Events that change
- * nothing stored (log, done, error) do not move it; seeing them twice is harmless.
+ * nothing stored (log, done, error) do not move it; seeing them twice is harmless. An event
+ * whose transaction fails (a locked database, a full disk) is not skipped: it is read again
+ * next round until it is stored (worker.h, worker_read).
  */
 #include "daemon/service_internal.h"
 
@@ -60,9 +62,8 @@ static void remember_last(Worker *w, const char *key, double value)
         cJSON_Delete(v);
 }
 
-static void on_start(Service *s, Worker *w, const cJSON *e)
+static int on_start(Service *s, Worker *w, const cJSON *e, char *err, size_t errlen)
 {
-    char err[1024];
     int64_t step = int_field(e, "step", 0);
     w->started = 1;
     w->start_step = step;
@@ -71,31 +72,32 @@ static void on_start(Service *s, Worker *w, const cJSON *e)
     int epoch = (int)int_field(e, "epoch", 0) + 1;
     if (w->epochs > 0 && epoch > w->epochs) epoch = w->epochs;
     sqlite3 *c = db_write_begin(s->db);
-    int rc = db_begin(c, err, sizeof err);
-    if (rc == 0) rc = db_metrics_trim(c, w->job, step, err, sizeof err);
+    int rc = db_begin(c, err, errlen);
+    if (rc == 0) rc = db_metrics_trim(c, w->job, step, err, errlen);
     if (rc == 0)
         rc = db_job_set_start(c, w->job, step, w->total_steps, w->steps_per_epoch, epoch,
-                              w->epochs, err, sizeof err);
-    if (rc == 0) rc = db_job_set_events_offset(c, w->job, w->consumed, err, sizeof err);
-    if (rc == 0) rc = db_commit(c, err, sizeof err);
+                              w->epochs, err, errlen);
+    if (rc == 0) rc = db_job_set_events_offset(c, w->job, w->consumed, err, errlen);
+    if (rc == 0) rc = db_commit(c, err, errlen);
     db_write_end(s->db);
-    if (rc != 0) fprintf(stderr, "mocod: job %lld: start event: %s\n", (long long)w->job, err);
+    if (rc != 0) return -1;
 
     JobRow row;
     ServiceError se;
-    if (service_read_job(s, w->job, &row, &se) != 0) return;
+    if (service_read_job(s, w->job, &row, &se) != 0) return 0;
+    char terr[1024];
     if (strcmp(row.state, "starting") == 0 &&
-        job_transition(s->db, s->bus, w->job, JOB_RUNNING, "", NULL, NULL, NULL, err,
-                       sizeof err) < 0)
-        fprintf(stderr, "mocod: job %lld: %s\n", (long long)w->job, err);
+        job_transition(s->db, s->bus, w->job, JOB_RUNNING, "", NULL, NULL, NULL, terr,
+                       sizeof terr) < 0)
+        fprintf(stderr, "mocod: job %lld: %s\n", (long long)w->job, terr);
     job_row_free(&row);
+    return 0;
 }
 
 /* Stores points and live progress of a metric or eval event. */
-static void store_points(Service *s, Worker *w, const cJSON *e, const char *const *keys,
-                         const double *values, int n, int is_metric)
+static int store_points(Service *s, Worker *w, const cJSON *e, const char *const *keys,
+                        const double *values, int n, int is_metric, char *err, size_t errlen)
 {
-    char err[1024];
     int64_t step = int_field(e, "step", 0);
     int epoch = (int)int_field(e, "epoch", 0) + 1;
     if (w->epochs > 0 && epoch > w->epochs) epoch = w->epochs;
@@ -113,18 +115,18 @@ static void store_points(Service *s, Worker *w, const cJSON *e, const char *cons
     }
     char *last = w->last ? cJSON_PrintUnformatted(w->last) : NULL;
     sqlite3 *c = db_write_begin(s->db);
-    int rc = db_begin(c, err, sizeof err);
-    if (rc == 0) rc = db_metrics_add(c, w->job, step, ts, keys, values, n, err, sizeof err);
+    int rc = db_begin(c, err, errlen);
+    if (rc == 0) rc = db_metrics_add(c, w->job, step, ts, keys, values, n, err, errlen);
     if (rc == 0)
-        rc = db_job_set_progress(c, w->job, step, epoch, ips, eta, last, err, sizeof err);
-    if (rc == 0) rc = db_job_set_events_offset(c, w->job, w->consumed, err, sizeof err);
-    if (rc == 0) rc = db_commit(c, err, sizeof err);
+        rc = db_job_set_progress(c, w->job, step, epoch, ips, eta, last, err, errlen);
+    if (rc == 0) rc = db_job_set_events_offset(c, w->job, w->consumed, err, errlen);
+    if (rc == 0) rc = db_commit(c, err, errlen);
     db_write_end(s->db);
     cJSON_free(last);
-    if (rc != 0) fprintf(stderr, "mocod: job %lld: metrics: %s\n", (long long)w->job, err);
+    return rc == 0 ? 0 : -1;
 }
 
-static void on_metric(Service *s, Worker *w, const cJSON *e)
+static int on_metric(Service *s, Worker *w, const cJSON *e, char *err, size_t errlen)
 {
     const char *keys[MAX_KEYS];
     double values[MAX_KEYS];
@@ -140,14 +142,14 @@ static void on_metric(Service *s, Worker *w, const cJSON *e)
         keys[n] = f->string;
         values[n++] = f->valuedouble;
     }
-    if (n > 0) store_points(s, w, e, keys, values, n, 1);
+    return n > 0 ? store_points(s, w, e, keys, values, n, 1, err, errlen) : 0;
 }
 
-static void on_eval(Service *s, Worker *w, const cJSON *e)
+static int on_eval(Service *s, Worker *w, const cJSON *e, char *err, size_t errlen)
 {
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(e, "eval");
     if (!cJSON_IsString(name) || strlen(name->valuestring) > 32 || !key_ok(name->valuestring))
-        return;
+        return 0;
     static const char *const fields[] = {"top1", "top5", "loss"};
     char key_buf[3][48];
     const char *keys[3];
@@ -160,53 +162,70 @@ static void on_eval(Service *s, Worker *w, const cJSON *e)
         keys[n] = key_buf[n];
         values[n++] = v->valuedouble;
     }
-    if (n > 0) store_points(s, w, e, keys, values, n, 0);
+    return n > 0 ? store_points(s, w, e, keys, values, n, 0, err, errlen) : 0;
 }
 
-static void on_checkpoint(Service *s, Worker *w, const cJSON *e)
+static int on_checkpoint(Service *s, Worker *w, const cJSON *e, char *err, size_t errlen)
 {
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(e, "path");
-    if (!cJSON_IsString(p)) return;
+    if (!cJSON_IsString(p)) return 0;
     const char *slash = strrchr(p->valuestring, '/');
     const char *name = slash ? slash + 1 : p->valuestring;
     char dir[DAEMON_PATH_MAX + 64], path[DAEMON_PATH_MAX + 320];
     if (!checkpoint_name_ok(name) ||
         service_job_path(s, w->job, "/checkpoints", dir, sizeof dir) != 0)
-        return;
+        return 0;
     snprintf(path, sizeof path, "%s/%s", dir, name); /* only files in the job's own folder */
     struct stat st;
-    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) return;
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
     DbCheckpoint ck = {.size = st.st_size,
                        .mtime = (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec * 1e-9};
     checkpoint_read_position(path, &ck.step, &ck.epoch);
-    char err[512];
     sqlite3 *c = db_write_begin(s->db);
-    int rc = db_begin(c, err, sizeof err);
-    if (rc == 0) rc = db_checkpoint_store(c, w->job, name, &ck, err, sizeof err);
-    if (rc == 0) rc = db_job_set_events_offset(c, w->job, w->consumed, err, sizeof err);
-    if (rc == 0) rc = db_commit(c, err, sizeof err);
+    int rc = db_begin(c, err, errlen);
+    if (rc == 0) rc = db_checkpoint_store(c, w->job, name, &ck, err, errlen);
+    if (rc == 0) rc = db_job_set_events_offset(c, w->job, w->consumed, err, errlen);
+    if (rc == 0) rc = db_commit(c, err, errlen);
     db_write_end(s->db);
-    if (rc != 0) fprintf(stderr, "mocod: job %lld: checkpoint event: %s\n", (long long)w->job, err);
+    return rc == 0 ? 0 : -1;
 }
 
-void worker_events_line(void *service, Worker *w, char *line)
+int worker_events_line(void *service, Worker *w, char *line)
 {
     Service *s = service;
     cJSON *e = cJSON_Parse(line);
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(e, "kind");
     if (!cJSON_IsObject(e) || !cJSON_IsString(kind)) {
         cJSON_Delete(e);
-        return;
+        return 0;
     }
     const char *k = kind->valuestring;
+    char err[1024] = "";
+    int rc = 0;
     if (!strcmp(k, "start"))
-        on_start(s, w, e);
+        rc = on_start(s, w, e, err, sizeof err);
     else if (!strcmp(k, "metric"))
-        on_metric(s, w, e);
+        rc = on_metric(s, w, e, err, sizeof err);
     else if (!strcmp(k, "eval"))
-        on_eval(s, w, e);
+        rc = on_eval(s, w, e, err, sizeof err);
     else if (!strcmp(k, "checkpoint"))
-        on_checkpoint(s, w, e);
+        rc = on_checkpoint(s, w, e, err, sizeof err);
+    if (rc != 0) {
+        /* Not stored (the database is locked, its disk full): the event is read again next
+         * round (worker_read), and published once stored. Said once per event, not on every
+         * retry. */
+        if (!w->failing || w->failed_at != w->line_start)
+            fprintf(stderr, "mocod: job %lld: cannot store its %s event yet, retrying: %s\n",
+                    (long long)w->job, k, err);
+        w->failing = 1;
+        w->failed_at = w->line_start;
+        cJSON_Delete(e);
+        return -1;
+    }
+    if (w->failing) {
+        fprintf(stderr, "mocod: job %lld: its events are stored again\n", (long long)w->job);
+        w->failing = 0;
+    }
     /* Published as the worker wrote it, with the job's id. */
     cJSON_DeleteItemFromObjectCaseSensitive(e, "job");
     char kind_copy[32];
@@ -217,4 +236,5 @@ void worker_events_line(void *service, Worker *w, char *line)
         cJSON_free(text);
     }
     cJSON_Delete(e);
+    return 0;
 }

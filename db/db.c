@@ -31,9 +31,30 @@ double db_now(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* What to do about the errors that are not mocod's to fix: SQLite's own words ("database or
+ * disk is full") name the problem, not the fix. "" for the others. */
+static const char *fix_for(sqlite3 *c)
+{
+    switch (c ? sqlite3_errcode(c) : SQLITE_OK) {
+    case SQLITE_FULL:
+        return "; the disk of the state directory is full: free space there";
+    case SQLITE_READONLY:
+        return "; the state directory or mocod.db is read-only: make it writable for mocod";
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return "; mocod.db is damaged: restore it from a backup, or move it (with mocod.db-wal "
+               "and mocod.db-shm) aside and mocod starts with an empty job list";
+    case SQLITE_IOERR:
+        return "; the state directory's file system reported an I/O error";
+    default:
+        return "";
+    }
+}
+
 int db_fail(sqlite3 *c, const char *what, char *err, size_t errlen)
 {
-    snprintf(err, errlen, "database: %s: %s", what, c ? sqlite3_errmsg(c) : "no connection");
+    snprintf(err, errlen, "database: %s: %s%s", what, c ? sqlite3_errmsg(c) : "no connection",
+             fix_for(c));
     return -1;
 }
 
@@ -41,7 +62,8 @@ int db_exec(sqlite3 *c, const char *sql, const char *what, char *err, size_t err
 {
     char *msg = NULL;
     if (sqlite3_exec(c, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        snprintf(err, errlen, "database: %s: %s", what, msg ? msg : sqlite3_errmsg(c));
+        snprintf(err, errlen, "database: %s: %s%s", what, msg ? msg : sqlite3_errmsg(c),
+                 fix_for(c));
         sqlite3_free(msg);
         return -1;
     }
