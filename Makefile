@@ -155,7 +155,7 @@ install: all
 	install -m 644 docs/mocod-api.md docs/job-spec.md docs/moco-train.md $(wildcard docs/mococtl.md) \
 	  $(DESTDIR)$(PREFIX)/share/doc/mocod/
 	sed 's|@PREFIX@|$(PREFIX)|g' packaging/mocod.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/mocod.service
-	test -e $(DESTDIR)/etc/mocod/mocod.yaml || install -m 644 configs/mocod.example.yaml $(DESTDIR)/etc/mocod/mocod.yaml
+	test -e $(DESTDIR)/etc/mocod/mocod.yaml || install -m 644 packaging/mocod.yaml $(DESTDIR)/etc/mocod/mocod.yaml
 
 clean:
 	rm -rf build

@@ -137,6 +137,20 @@ static void test_file_then_flags(void **state)
     assert_int_equal(cfg.max_restarts, 7); /* untouched by flags */
 }
 
+/* The example installed as /etc/mocod/mocod.yaml loads (its /data root replaced by a flag,
+ * as it need not exist here) and says what its comments say. */
+static void test_example_file_loads(void **state)
+{
+    (void)state;
+    char err[2048] = "";
+    if (load(err, sizeof err, 4, "--config", "packaging/mocod.yaml", "--data-root", data_a) != 0)
+        fail_msg("packaging/mocod.yaml does not load: %s", err);
+    assert_string_equal(cfg.listen_host, "127.0.0.1");
+    assert_int_equal(cfg.listen_port, 8080);
+    assert_string_equal(cfg.state_dir, "/var/lib/mocod");
+    assert_int_equal(cfg.grace_period_s, 30);
+}
+
 static void test_file_errors_name_the_key(void **state)
 {
     (void)state;
@@ -320,6 +334,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_file_then_flags),
+        cmocka_unit_test(test_example_file_loads),
         cmocka_unit_test(test_file_errors_name_the_key),
         cmocka_unit_test(test_flag_errors),
         cmocka_unit_test(test_token_and_listen),

@@ -180,7 +180,7 @@ def test_traversal_in_checkpoint_name(daemon, one_job, name):
     assert json.loads(body)["error"]
 
 
-@pytest.mark.parametrize("name", TRAVERSALS + ["..%2fconfigs%2fmocod.example.yaml", "..%2f..%2f..%2fetc%2fpasswd",
+@pytest.mark.parametrize("name", TRAVERSALS + ["..%2fpackaging%2fmocod.yaml", "..%2f..%2f..%2fetc%2fpasswd",
                                               "%2e%2e%2f%2e%2e%2fMakefile", "openapi.json%00.html"])
 def test_traversal_in_static_name(daemon, name):
     st, _, body = daemon.get(f"/static/{name}", raw=True)
