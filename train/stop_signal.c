@@ -1,4 +1,4 @@
-/* stop_signal.c — the clean-stop flag set by SIGTERM/SIGINT; see stop_signal.h. */
+/* stop_signal.c — the clean-stop flag set by SIGTERM/SIGINT/SIGHUP; see stop_signal.h. */
 #include "train/stop_signal.h"
 
 #include <string.h>
@@ -15,6 +15,16 @@ static void request_stop(int sig)
     stop_requested = 1;
 }
 
+/* SIGHUP (the terminal or ssh session of a run went away; or the run's process group was
+ * orphaned while stopped, which the kernel follows with SIGHUP and SIGCONT) asks for the same
+ * clean stop, but never counts as the second request: it comes on top of the SIGTERM that a
+ * dying mocod's PR_SET_PDEATHSIG sends, and must not turn that into a stop without checkpoint. */
+static void request_stop_on_hangup(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
 void stop_handlers_install(void)
 {
     struct sigaction sa;
@@ -23,6 +33,8 @@ void stop_handlers_install(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = request_stop_on_hangup;
+    sigaction(SIGHUP, &sa, NULL);
     /* Past a file-size limit (ulimit -f) a write fails with EFBIG and the save reports it,
      * naming the checkpoint, instead of the process dying of SIGXFSZ mid-write. */
     signal(SIGXFSZ, SIG_IGN);

@@ -113,7 +113,12 @@ def test_resume_gives_identical_losses(tmp_path):
     assert len(list((tmp_path / "b" / "ckpt").glob("ckpt-*.safetensors"))) == 2
 
 
-def test_sigterm_writes_checkpoint_and_resumes(tmp_path):
+# SIGTERM alone; and SIGTERM followed by SIGHUP, as a worker gets when its mocod dies while it
+# is stopped (parent-death SIGTERM, then the orphaned process group's SIGHUP): the hangup asks
+# for the same clean stop and must not count as a second, impatient request.
+@pytest.mark.parametrize("signals", [[signal.SIGTERM], [signal.SIGTERM, signal.SIGHUP]],
+                         ids=["sigterm", "sigterm+sighup"])
+def test_sigterm_writes_checkpoint_and_resumes(tmp_path, signals):
     folder = tiny_folder(tmp_path, per_class=10)  # 60 images: 6 steps per epoch
     args = small_args(tmp_path, folder, ["--set", "optim.epochs=50"])
     proc = subprocess.Popen([str(MOCO_TRAIN)] + [str(a) for a in args], cwd=ROOT,
@@ -122,7 +127,8 @@ def test_sigterm_writes_checkpoint_and_resumes(tmp_path):
     seen = ""
     while "step" not in seen and time.time() < deadline:
         seen += proc.stderr.readline()
-    proc.send_signal(signal.SIGTERM)
+    for sig in signals:
+        proc.send_signal(sig)
     err = seen + proc.stderr.read()
     assert proc.wait(timeout=120) == 3, err[-2000:]
     assert "continue with --resume" in err
