@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "train/blas_core.h"
 #include "train/align.h"
 #include "train/bench.h"
 #include "train/checkpoint.h"
@@ -72,6 +73,7 @@ static int export_main(const CliArgs *a)
 
 int main(int argc, char **argv)
 {
+    blas_core_reexec_if_generic(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
