@@ -190,3 +190,35 @@ def test_new_run_refuses_a_folder_with_another_runs_checkpoints(tmp_path):
     assert "already holds checkpoints" in err and "--resume" in err and "checkpoint.dir" in err
     assert events[-1]["kind"] == "error"
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == before
+
+
+def backend_line(tmp_path, coretype=None):
+    """The start line of a one-step run that names OpenBLAS's kernels; OPENBLAS_CORETYPE is
+    set to coretype, or unset."""
+    folder = tiny_folder(tmp_path)
+    args = small_args(tmp_path, folder, ["--set", "log.max_steps=1"])
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    if coretype:
+        env["OPENBLAS_CORETYPE"] = coretype
+    p = subprocess.run([str(MOCO_TRAIN)] + [str(a) for a in args], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300, env=env)
+    assert p.returncode == 3, p.stderr[-2000:]  # 3: stopped early (log.max_steps) with a checkpoint
+    return next(line for line in p.stderr.splitlines() if "OpenBLAS" in line)
+
+
+GENERIC_CORES = ("Prescott", "Core2", "Nehalem", "Katmai")
+
+
+def test_openblas_uses_the_cpus_vector_kernels(tmp_path):
+    """On a CPU with AVX2, OpenBLAS must not run its generic SSE kernels (blas_core.h): Debian's
+    0.3.21 falls back to them on CPUs newer than it knows, at half the speed."""
+    flags = next(l for l in open("/proc/cpuinfo") if l.startswith("flags")).split()
+    if "avx2" not in flags:
+        pytest.skip("this CPU has no AVX2: the generic kernels are the right ones")
+    line = backend_line(tmp_path)
+    assert not any(c in line for c in GENERIC_CORES), line
+
+
+def test_openblas_coretype_set_by_the_user_is_kept(tmp_path):
+    line = backend_line(tmp_path, "Prescott")
+    assert "Prescott" in line, line
