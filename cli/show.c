@@ -65,8 +65,10 @@ static void print_job(const cJSON *job)
     const char *name = json_str(job, "name");
     printf("job %.0f%s%s\n", json_num_or(job, "id", 0), name ? ": " : "", name ? name : "");
 
-    const char *method = json_str(spec, "method"), *arch = json_str(model, "arch");
-    snprintf(text, sizeof text, "%s%s%s%s%s", json_str(job, "kind") ? json_str(job, "kind") : "?",
+    const char *kind = json_str(job, "kind"), *arch = json_str(model, "arch");
+    /* the MoCo method names how a pretraining trains; an evaluation only inherits it */
+    const char *method = kind && strcmp(kind, "pretrain") == 0 ? json_str(spec, "method") : NULL;
+    snprintf(text, sizeof text, "%s%s%s%s%s", kind ? kind : "?",
              method ? "  " : "", method ? method : "", arch ? "  " : "", arch ? arch : "");
     row("kind", text);
     const char *state = json_str(job, "state"), *reason = json_str(job, "reason");
@@ -97,9 +99,13 @@ static void print_job(const cJSON *job)
     row("gpus", o ? text : "none (CPU)");
 
     double total = json_num_or(job, "total_steps", 0), epochs = json_num_or(job, "epochs", 0);
-    snprintf(text, sizeof text, "%.1f%%  epoch %.0f/%.0f  step %.0f/%.0f",
-             json_num_or(job, "progress", 0) * 100, json_num_or(job, "epoch", 0), epochs,
-             json_num_or(job, "step", 0), total);
+    /* epoch and step only where the job has them (a kNN evaluation has neither) */
+    size_t len = (size_t)snprintf(text, sizeof text, "%.1f%%", json_num_or(job, "progress", 0) * 100);
+    if (epochs > 0 && len < sizeof text)
+        len += (size_t)snprintf(text + len, sizeof text - len, "  epoch %.0f/%.0f",
+                                json_num_or(job, "epoch", 0), epochs);
+    if (total > 0 && len < sizeof text)
+        snprintf(text + len, sizeof text - len, "  step %.0f/%.0f", json_num_or(job, "step", 0), total);
     row("progress", text);
     if (!job_state_finished(state) && json_num(job, "images_per_s", &v) && v > 0) {
         char eta[32] = "-";

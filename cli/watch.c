@@ -20,7 +20,9 @@
 
 /* How long to keep trying to reach a mocod that went away (a restart takes seconds). */
 #define RECONNECT_SECONDS 60
-#define BAR_WIDTH 20
+#define BAR_WIDE 20    /* progress bar columns on a terminal of 140 columns or more */
+#define BAR_NARROW 10  /* below: the metrics at the end of the line matter more */
+#define NAME_MAX_COLS 28
 
 typedef struct {
     int64_t id;
@@ -92,17 +94,17 @@ static double job_progress(const cJSON *job)
 }
 
 /* One terminal line: "  7 name  running [=====>     ]  44%  epoch ... 31.5 img/s  ETA 1m35s" */
-static void tty_line(const Watched *w, char *buf, size_t n)
+static void tty_line(const Watched *w, int name_cols, int bar, char *buf, size_t n)
 {
     size_t o = 0;
     const cJSON *job = w->job;
     const char *name = json_str(job, "name"), *state = w->gone ? "deleted" : json_str(job, "state");
-    APPEND(buf, n, &o, "%4lld %-12.12s %-9s ", (long long)w->id, name ? name : "",
-           state ? state : "?");
+    APPEND(buf, n, &o, "%4lld %-*.*s %-9s ", (long long)w->id, name_cols, name_cols,
+           name ? name : "", state ? state : "?");
     double p = job_progress(job);
-    int filled = (int)(p * BAR_WIDTH + 0.5);
+    int filled = (int)(p * bar + 0.5);
     APPEND(buf, n, &o, "[");
-    for (int i = 0; i < BAR_WIDTH; i++)
+    for (int i = 0; i < bar; i++)
         APPEND(buf, n, &o, "%c", i < filled ? '=' : (i == filled ? '>' : ' '));
     APPEND(buf, n, &o, "] %3.0f%%", p * 100);
     /* ETA and speed before the metrics: a narrow terminal cuts the end of the line */
@@ -133,10 +135,19 @@ static void truncate_columns(char *text, int columns)
 static void draw_tty(const Watched *ws, int n, int redraw)
 {
     int width = terminal_width();
+    /* the name column as wide as the longest name watched (within reason), so that names
+     * like lincls_demo_cifar10_small stay readable */
+    int name_cols = 4;
+    for (int i = 0; i < n; i++) {
+        const char *name = json_str(ws[i].job, "name");
+        int len = name ? (int)strlen(name) : 0;
+        if (len > name_cols) name_cols = len < NAME_MAX_COLS ? len : NAME_MAX_COLS;
+    }
+    int bar = width >= 140 ? BAR_WIDE : BAR_NARROW;
     if (redraw) printf("\033[%dA", n); /* back to the first line of the previous frame */
     for (int i = 0; i < n; i++) {
         char line[1024];
-        tty_line(&ws[i], line, sizeof line);
+        tty_line(&ws[i], name_cols, bar, line, sizeof line);
         truncate_columns(line, width - 1); /* a wrapped line would break the redraw */
         printf("\r\033[2K%s\n", line);
     }

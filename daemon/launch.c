@@ -243,7 +243,9 @@ void launch_job(Service *s, const JobRow *job, const int *gpus, int n_gpus)
     for (int i = 0; i < n_gpus; i++) w->gpus[i] = gpus[i];
     cJSON *bs = json_at(spec_tree, "optim.batch_size"), *ep = json_at(spec_tree, "optim.epochs");
     w->batch_size = cJSON_IsNumber(bs) ? bs->valueint : 0;
-    w->epochs = cJSON_IsNumber(ep) ? ep->valueint : -1;
+    /* A kNN evaluation is one pass without epochs (its spec still holds the default
+     * optim.epochs, which would show as "epoch 1/200"). */
+    w->epochs = strcmp(job->kind, "knn") == 0 ? 0 : cJSON_IsNumber(ep) ? ep->valueint : -1;
     cJSON_Delete(spec_tree);
     w->last = cJSON_Parse(job->last_metrics);
     if (!cJSON_IsObject(w->last)) {

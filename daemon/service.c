@@ -54,8 +54,8 @@ int service_read_job(Service *s, int64_t id, JobRow *row, ServiceError *err)
     int rc = db_job_get(c, id, row, msg, sizeof msg);
     db_read_end(s->db, c);
     if (rc == 1) {
-        service_error(err, 404, "not_found", NULL, "job %lld does not exist (GET /api/v1/jobs "
-                      "lists the jobs)", (long long)id);
+        service_error(err, 404, "not_found", NULL, "job %lld does not exist (`mococtl ls` or "
+                      "GET /api/v1/jobs lists the jobs)", (long long)id);
         return -1;
     }
     if (rc != 0) {

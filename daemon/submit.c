@@ -15,6 +15,7 @@
 #include "daemon/service_internal.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -217,6 +218,25 @@ static int under_root(const char *path, const char *root)
     return strncmp(path, root, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
 
+/* 1 when the folder holds at least one visible subfolder (a class of an ImageFolder root).
+ * Stops at the first: a root has a handful to a thousand entries, a class folder many more. */
+static int has_class_folder(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 1; /* unreadable is reported by the caller's access() check, or the worker */
+    struct dirent *e;
+    int found = 0;
+    char path[PATH_MAX + 260];
+    while (!found && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        found = stat(path, &st) == 0 && S_ISDIR(st.st_mode); /* symlinked classes count */
+    }
+    closedir(d);
+    return found;
+}
+
 /* A data path of the spec: absolute, existing, readable, under a data root; replaced in the
  * tree by its real path. 0, or -1 with a 400 naming the field. */
 static int check_data_path(Service *s, cJSON *tree, const char *field, const char *value,
@@ -263,6 +283,13 @@ static int check_data_path(Service *s, cJSON *tree, const char *field, const cha
                       "image folder (ROOT/<class>/<images>)", field, real);
         return -1;
     }
+    if (strncmp(field, "data.", 5) == 0 && !has_class_folder(real)) {
+        service_error(err, 400, "invalid_spec", field, "%s: %s has no class folders; an image "
+                      "folder holds one folder per class with the images inside "
+                      "(ROOT/<class>/<images>): give its root, e.g. .../train, not a class "
+                      "folder", field, real);
+        return -1;
+    }
     if (json_set_string(tree, field, real) != 0) {
         service_error(err, 500, "internal", NULL, "out of memory checking the job spec");
         return -1;
@@ -286,6 +313,14 @@ static int check_against_daemon(Service *s, cJSON *tree, const JobConfig *cfg, D
     if (check_data_path(s, tree, "data.train", cfg->data.train, err) != 0) return -1;
     if (cfg->data.val[0] && check_data_path(s, tree, "data.val", cfg->data.val, err) != 0)
         return -1;
+    if (cfg->kind != JOB_PRETRAIN && !cfg->model.pretrained[0]) {
+        service_error(err, 400, "invalid_spec", "model.pretrained", "model.pretrained: a %s job "
+                      "evaluates a pretrained backbone, and none is named; set it to job:<id> "
+                      "(a pretraining job of this mocod; the job then waits for it) or to the "
+                      "absolute path of a checkpoint or backbone export",
+                      cfg->kind == JOB_KNN ? "knn" : "lincls");
+        return -1;
+    }
     if (cfg->model.pretrained[0]) {
         int64_t ref = job_reference(cfg->model.pretrained);
         if (ref < 0) {

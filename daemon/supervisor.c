@@ -61,6 +61,21 @@ static void remove_worker(Service *s, int index)
     s->workers[index] = s->workers[--s->n_workers];
 }
 
+/* Keeps, of a log tail, only what the last attempt's worker wrote: the lines after the last
+ * "=== mocod: job ..." header that launch.c writes before each attempt (the header itself and
+ * an earlier attempt's lines would only pad a failure reason). In place. */
+static void this_attempts_lines(char *tail)
+{
+    if (!tail) return;
+    static const char header[] = "=== mocod: job ";
+    char *start = NULL;
+    for (char *p = tail; (p = strstr(p, header)); p++)
+        if (p == tail || p[-1] == '\n') start = p;
+    if (!start) return;
+    char *nl = strchr(start, '\n');
+    memmove(tail, nl ? nl + 1 : start + strlen(start), strlen(nl ? nl + 1 : start + strlen(start)) + 1);
+}
+
 /* The worker ended: decide the job's next state (worker_exit.c) and apply it. 0, or -1 when
  * the database could not take the change now: the worker stays in the table and the next
  * round tries again (removing it would leave the job `running` with nothing running it). */
@@ -81,6 +96,7 @@ static int settle_exit(Service *s, Worker *w)
     char *tail = NULL;
     if (service_job_path(s, w->job, "/log.txt", log_path, sizeof log_path) == 0)
         tail = file_last_lines(log_path, 10);
+    this_attempts_lines(tail);
     WorkerExitOutcome out;
     worker_exit_decide(w->status, w->request, w->sent_term || w->sent_kill, row.restarts,
                        row.max_restarts, tail, s->cfg.grace_period_s, &out);

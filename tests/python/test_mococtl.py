@@ -329,3 +329,33 @@ def test_help_documents_exit_codes():
     for code in ("0  success", "3  not found", "4  conflict", "5  cannot connect",
                  "6  unauthorized"):
         assert code in r.stdout
+
+
+def test_watch_on_a_terminal_draws_bars_with_the_whole_name(daemon, work):
+    """In a terminal (a pty of 100 columns) watch draws one progress bar per job; the name
+    column is as wide as the job's name (up to 28), so that names like
+    lincls_demo_cifar10_small stay whole (they were cut to 12 columns)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    name = "a_rather_long_job_name_25"
+    job_id = daemon.submit(tiny_job(work / "data", name=name, **{"optim.epochs": 1}))
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(str(MOCOCTL), [str(MOCOCTL), "--server", daemon.url, "watch", str(job_id)])
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    text = out.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "] 100%" in text, text   # a bar, not the plain lines of a pipe
+    assert f" {name} " in text, text

@@ -632,6 +632,12 @@ def test_validation_errors_name_the_field(daemon, data_dir, tmp_path):
         ("data folder that is a file", tiny_job(data_dir, **{"data.train": str(not_a_folder)}), "data.train"),
         ("K not a multiple of the batch", tiny_job(data_dir, **{"moco.k": 50}), "moco.k"),
         ("more GPUs than the machine has", tiny_job(data_dir, **{"resources.gpus": 16}), "resources.gpus"),
+        ("a class folder instead of the image root",
+         tiny_job(data_dir, **{"data.train": str(sorted((data_dir / "train").iterdir())[0])}), "data.train"),
+        ("a class folder as data.val",
+         tiny_job(data_dir, **{"data.val": str(sorted((data_dir / "val").iterdir())[0])}), "data.val"),
+        ("knn without a pretrained backbone", {**base, "kind": "knn"}, "model.pretrained"),
+        ("lincls without a pretrained backbone", {**base, "kind": "lincls"}, "model.pretrained"),
     ]
     locked = data_dir / "locked"
     if os.geteuid() != 0:  # root reads everything: the file case above stands in for it
@@ -649,6 +655,10 @@ def test_validation_errors_name_the_field(daemon, data_dir, tmp_path):
     assert "no-such-folder" in e["error"]["message"]
     st, _, e = daemon.post("/api/v1/jobs", tiny_job(data_dir, **{"resources.gpus": 16}))
     assert "16" in e["error"]["message"]
+    st, _, e = daemon.post("/api/v1/jobs", {**base, "kind": "knn"})
+    assert "job:<id>" in e["error"]["message"], e
+    st, _, e = daemon.post("/api/v1/jobs", tiny_job(data_dir, **{"data.train": str(data_dir / "train" / "cat")}))
+    assert "no class folders" in e["error"]["message"], e
 
 
 # ---- routing errors ------------------------------------------------------------------------------

@@ -102,6 +102,7 @@ def test_kill9_worker_without_restarts_fails_with_log(tmp_path):
         reason = job["reason"]
         assert "signal 9" in reason and "no restarts left" in reason
         assert "last log lines" in reason and "pretrain: MoCo v2 resnet18" in reason, reason
+        assert "=== mocod" not in reason, reason  # only what the worker wrote
         healthy(m)
 
 
