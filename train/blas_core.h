@@ -1,7 +1,7 @@
 /* blas_core.h — makes OpenBLAS use the vector kernels the CPU actually has.
  *
  * Debian's OpenBLAS 0.3.21 (DYNAMIC_ARCH) picks its kernels by CPU model at load time; on CPUs
- * newer than it knows (e.g. Sapphire Rapids) it falls back to "Prescott", SSE3 kernels, and every
+ * newer than it knows (seen: AMD EPYC Zen 4, with AVX-512) it falls back to "Prescott", SSE3 kernels, and every
  * GEMM runs at a fraction of the machine's rate (measured: moco-train at half PyTorch's speed).
  * The choice can only be overridden before the library loads (OPENBLAS_CORETYPE), so when it
  * fell back while the CPU has AVX2 or AVX-512, moco-train sets the variable and re-executes
