@@ -12,6 +12,9 @@ const CHART_DEFS = [
     empty: (job) => (job && JobStates.isTerminal(job.state) ? "This job recorded no loss points."
       : "No loss points yet: they appear once the job logs its first steps.") },
   { id: "acc", title: "Contrastive accuracy (train, %)", yTitle: "%",
+    // a lincls job's training accuracy is its classifier's, on the labels
+    titleFor: (job) => (job && job.kind === "lincls" ? "Classifier accuracy (train, %)"
+      : "Contrastive accuracy (train, %)"),
     series: [{ keys: ["acc1", "top1"], label: "top-1" }, { keys: ["acc5", "top5"], label: "top-5" }],
     empty: () => "No training accuracy yet." },
   { id: "knn", title: "kNN accuracy (%)", yTitle: "%",
@@ -19,6 +22,7 @@ const CHART_DEFS = [
     empty: (job) => {
       const every = job && job.spec && job.spec.eval && job.spec.eval.knn && job.spec.eval.knn.every_epochs;
       if (job && job.kind === "pretrain" && !every) return "No kNN data: this job does not run the kNN monitor (eval.knn.every_epochs is 0).";
+      if (job && job.kind === "lincls") return "No kNN data: a linear evaluation does not run kNN (a knn job does).";
       return "No kNN evaluation yet.";
     } },
   { id: "lincls", title: "Linear evaluation accuracy (%)", yTitle: "%",
@@ -59,6 +63,12 @@ class MetricCharts {
 
   setJob(job) {
     this.job = job;
+    for (const c of this.cards) {
+      if (!c.def.titleFor) continue;
+      const title = c.def.titleFor(job);
+      c.node.querySelector("h3").textContent = title;
+      c.canvas.setAttribute("aria-label", title);
+    }
     if (this.loaded) for (const c of this.cards) if (!c.chart) c.empty.textContent = c.def.empty(job);
   }
 

@@ -136,6 +136,21 @@ def test_dashboard_follows_a_real_job_and_submits(tmp_path):
         _, _, listed = mocod.get("/api/v1/jobs")
         assert len(listed["jobs"]) == 2, listed  # the refused spec created no job
 
+        # ---- a linear evaluation's page names its charts for what it reports -----------------
+        lin = {**tiny_job(data, **{"model.pretrained": f"job:{job_id}", "optim.epochs": 1}),
+               "kind": "lincls", "name": "lin"}
+        for k in ("method", "moco"):
+            lin.pop(k)
+        lin["model"].pop("dim")
+        lin_id = mocod.submit(lin)
+        browser.navigate(f"{mocod.url}/#/jobs/{lin_id}")
+        browser.wait_for("document.getElementById('chart-acc-title').textContent === "
+                         "'Classifier accuracy (train, %)'", timeout=15,
+                         message="a lincls job's training accuracy is not called contrastive")
+        browser.wait_for("document.querySelector('#chart-knn-title').parentNode"
+                         ".querySelector('.chart-empty').textContent.includes('knn job')", timeout=15)
+        mocod.post(f"/api/v1/jobs/{lin_id}/cancel")
+
         assert page_errors(browser) == [], page_errors(browser)
 
 
