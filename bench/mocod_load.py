@@ -3,7 +3,7 @@
 load costs the training job.
 
 Starts a real mocod (tests/python/mocod_harness.py) and a real one-thread pretraining job on the
-shipped images, then alternates windows without and with load: C client threads, each
+shipped images, then alternates windows without and with load: client threads (urllib), each
 repeating what a dashboard or `mococtl watch` does — GET the job, GET its loss history
 downsampled for a chart — at R requests/s per client (0 = as fast as it can). The peer is the
 same job in the windows without load: the printed ratio is the job's images/s under load over
