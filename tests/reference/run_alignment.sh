@@ -99,4 +99,6 @@ for s in $SEEDS; do
     done
 done
 for p in "${pids[@]}"; do wait "$p"; done
-[ "$SIDES" = "mocod torch" ] && [ -z "$STOP_AFTER" ] && $PY "$REPO/tests/reference/alignment_table.py" "$OUT" | tee "$OUT/table.md"
+if [ "$SIDES" = "mocod torch" ] && [ -z "$STOP_AFTER" ]; then
+    $PY "$REPO/tests/reference/alignment_table.py" "$OUT" | tee "$OUT/table.md"
+fi
