@@ -73,7 +73,8 @@ static void this_attempts_lines(char *tail)
         if (p == tail || p[-1] == '\n') start = p;
     if (!start) return;
     char *nl = strchr(start, '\n');
-    memmove(tail, nl ? nl + 1 : start + strlen(start), strlen(nl ? nl + 1 : start + strlen(start)) + 1);
+    const char *after = nl ? nl + 1 : start + strlen(start);
+    memmove(tail, after, strlen(after) + 1);
 }
 
 /* The worker ended: decide the job's next state (worker_exit.c) and apply it. 0, or -1 when

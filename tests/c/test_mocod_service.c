@@ -63,10 +63,12 @@ static int setup(void **state)
     snprintf(data_dir, sizeof data_dir, "%s/data", tmpdir);
     snprintf(state_dir, sizeof state_dir, "%s/state", tmpdir);
     mkdir(data_dir, 0755);
-    snprintf(path, sizeof path, "%s/train", data_dir);
-    mkdir(path, 0755);
-    snprintf(path, sizeof path, "%s/val", data_dir);
-    mkdir(path, 0755);
+    /* image folders with one class each: submit refuses a folder without class folders */
+    const char *folders[] = {"train", "train/cat", "val", "val/cat"};
+    for (size_t i = 0; i < sizeof folders / sizeof folders[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", data_dir, folders[i]);
+        mkdir(path, 0755);
+    }
     snprintf(path, sizeof path, "%s/fake-moco-train", tmpdir);
     write_file(path, fake_worker, 0755);
     memset(&cfg, 0, sizeof cfg);
