@@ -35,7 +35,7 @@ typedef struct {
 static int terminal_width(void)
 {
     struct winsize ws;
-    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20) return ws.ws_col;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
     return 100;
 }
 
@@ -93,14 +93,36 @@ static double job_progress(const cJSON *job)
     return p < 0 ? 0 : p > 1 ? 1 : p;
 }
 
+/* Code points of UTF-8 text (a column each: names are rarely wide). */
+static int utf8_columns(const char *text)
+{
+    int cols = 0;
+    for (const char *p = text; *p; p++)
+        if (((unsigned char)*p & 0xc0) != 0x80) cols++;
+    return cols;
+}
+
+/* Appends text cut to `cols` code points (never inside a character) and padded to them. */
+static void append_column(char *buf, size_t n, size_t *o, const char *text, int cols)
+{
+    int seen = 0;
+    const char *p = text;
+    for (; *p; p++) {
+        if (((unsigned char)*p & 0xc0) != 0x80 && seen++ == cols) break;
+        APPEND(buf, n, o, "%c", *p);
+    }
+    for (; seen < cols; seen++) APPEND(buf, n, o, " ");
+}
+
 /* One terminal line: "  7 name  running [=====>     ]  44%  epoch ... 31.5 img/s  ETA 1m35s" */
 static void tty_line(const Watched *w, int name_cols, int bar, char *buf, size_t n)
 {
     size_t o = 0;
     const cJSON *job = w->job;
     const char *name = json_str(job, "name"), *state = w->gone ? "deleted" : json_str(job, "state");
-    APPEND(buf, n, &o, "%4lld %-*.*s %-9s ", (long long)w->id, name_cols, name_cols,
-           name ? name : "", state ? state : "?");
+    APPEND(buf, n, &o, "%4lld ", (long long)w->id);
+    append_column(buf, n, &o, name ? name : "", name_cols);
+    APPEND(buf, n, &o, " %-9s ", state ? state : "?");
     double p = job_progress(job);
     int filled = (int)(p * bar + 0.5);
     APPEND(buf, n, &o, "[");
@@ -140,7 +162,7 @@ static void draw_tty(const Watched *ws, int n, int redraw)
     int name_cols = 4;
     for (int i = 0; i < n; i++) {
         const char *name = json_str(ws[i].job, "name");
-        int len = name ? (int)strlen(name) : 0;
+        int len = name ? utf8_columns(name) : 0;
         if (len > name_cols) name_cols = len < NAME_MAX_COLS ? len : NAME_MAX_COLS;
     }
     int bar = width >= 140 ? BAR_WIDE : BAR_NARROW;

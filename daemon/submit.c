@@ -375,6 +375,19 @@ static int check_against_daemon(Service *s, cJSON *tree, const JobConfig *cfg, D
     return 0;
 }
 
+/* 1 when JSON text holds the escape \u0000 (an odd run of backslashes before "u0000"): cJSON
+ * keeps such a string only up to the NUL, so a name "a\u0000b" would silently become "a". */
+static int has_escaped_nul(const char *body, size_t len)
+{
+    for (size_t i = 1; i + 5 <= len; i++) {
+        if (body[i] != 'u' || strncmp(body + i + 1, "0000", 4) != 0) continue;
+        size_t slashes = 0;
+        while (slashes < i && body[i - 1 - slashes] == '\\') slashes++;
+        if (slashes % 2 == 1) return 1;
+    }
+    return 0;
+}
+
 static cJSON *parse_body(const char *body, size_t len, const char *content_type,
                          ServiceError *err)
 {
@@ -398,6 +411,11 @@ static cJSON *parse_body(const char *body, size_t len, const char *content_type,
         return NULL;
     }
     int json = body[i] == '{' || (content_type && strstr(content_type, "json"));
+    if (json && has_escaped_nul(body, len)) {
+        service_error(err, 400, "invalid_spec", NULL, "request body: a string holds \\u0000 (a "
+                      "NUL character), which would cut it short where mocod stores it; remove it");
+        return NULL;
+    }
     cJSON *tree;
     if (json) {
         const char *end = NULL;

@@ -331,20 +331,16 @@ def test_help_documents_exit_codes():
         assert code in r.stdout
 
 
-def test_watch_on_a_terminal_draws_bars_with_the_whole_name(daemon, work):
-    """In a terminal (a pty of 100 columns) watch draws one progress bar per job; the name
-    column is as wide as the job's name (up to 28), so that names like
-    lincls_demo_cifar10_small stay whole (they were cut to 12 columns)."""
+def watch_in_pty(daemon, job_id, columns):
+    """`mococtl watch JOB` in a pseudo-terminal of the given width: (exit code, raw output)."""
     import fcntl
     import pty
     import struct
     import termios
-    name = "a_rather_long_job_name_25"
-    job_id = daemon.submit(tiny_job(work / "data", name=name, **{"optim.epochs": 1}))
     pid, fd = pty.fork()
     if pid == 0:
         os.execv(str(MOCOCTL), [str(MOCOCTL), "--server", daemon.url, "watch", str(job_id)])
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, columns, 0, 0))
     out = b""
     while True:
         try:
@@ -355,7 +351,32 @@ def test_watch_on_a_terminal_draws_bars_with_the_whole_name(daemon, work):
             break
         out += chunk
     _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out
+
+
+def test_watch_on_a_terminal_draws_bars_with_the_whole_name(daemon, work):
+    """In a terminal (a pty of 100 columns) watch draws one progress bar per job; the name
+    column is as wide as the job's name (up to 28), so that names like
+    lincls_demo_cifar10_small stay whole (they were cut to 12 columns)."""
+    name = "a_rather_long_job_name_25"
+    job_id = daemon.submit(tiny_job(work / "data", name=name, **{"optim.epochs": 1}))
+    code, out = watch_in_pty(daemon, job_id, 100)
     text = out.decode(errors="replace")
-    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert code == 0, text
     assert "] 100%" in text, text   # a bar, not the plain lines of a pipe
     assert f" {name} " in text, text
+
+
+def test_watch_cuts_names_by_character_and_fits_narrow_terminals(daemon, work):
+    """A name of multibyte characters is cut between characters, never inside one, and every
+    drawn line fits the terminal, however narrow (a wrapped line breaks the redraw)."""
+    name = "日本語の名前" * 8
+    job_id = daemon.submit(tiny_job(work / "data", name=name, **{"optim.epochs": 1}))
+    for columns in (12, 60):
+        code, out = watch_in_pty(daemon, job_id, columns)
+        assert code == 0, out
+        text = out.decode("utf-8")  # raises on a character cut in half
+        lines = [line.split("\x1b[2K")[-1] for line in text.replace("\r\n", "\n").split("\n")]
+        drawn = [line for line in lines if line.strip()]
+        assert drawn, text
+        assert all(len(line) < columns for line in drawn), (columns, drawn)

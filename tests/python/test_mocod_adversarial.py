@@ -96,6 +96,17 @@ def test_non_utf8_submission_is_refused(daemon, data_dir):
     assert "caf" not in json.dumps(strict_json(raw)), "the refused job was stored"
 
 
+def test_a_nul_inside_a_json_string_is_refused_not_cut(daemon, data_dir):
+    body = json.dumps(tiny_job(data_dir, name="a\u0000b")).encode()
+    assert b"\\u0000" in body
+    st, _, e = daemon.post("/api/v1/jobs", body, headers={"Content-Type": "application/json"})
+    assert st == 400 and "NUL" in e["error"]["message"], (st, e)
+    # the six characters backslash-u-0-0-0-0 are no NUL: accepted and kept whole
+    job_id = daemon.submit(tiny_job(data_dir, name="a\\u0000b", **{"not_before": "2999-01-01T00:00:00Z"}))
+    assert daemon.job(job_id)["name"] == "a\\u0000b"
+    daemon.post(f"/api/v1/jobs/{job_id}/cancel")
+
+
 def test_answers_stay_utf8_when_a_reason_quotes_latin1_file_names(daemon, tmp_path):
     # A data set whose images are all unreadable and named in Latin-1: the worker fails, and
     # the reason quotes its last log lines, which name those files.
