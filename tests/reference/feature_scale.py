@@ -4,7 +4,9 @@ learning rate for the short linear evaluation of the accuracy alignment (docs/ac
 
 Prints the mean and max squared norm of the 512-d features of N augmented training images (the
 lincls training transform) and the largest eigenvalue of E[f f^T]: plain softmax regression on
-these features is stable for lr below about 2 / (0.25 * that eigenvalue) (heavy-ball momentum
+these features is stable for lr below about 2 / (c * that eigenvalue), where c, the largest
+curvature of the softmax (the top eigenvalue of diag(p) - p p^T), lies between 1/4 (two classes
+in play) and 1/2 (its bound for any number of classes) (heavy-ball momentum
 0.9 allows up to ~2x more), which is how lr 0.05 was chosen over the official 30.
 
   tests/reference/feature_scale.py CKPT.pth.tar [--train DIR] [--config YAML] [--n 1000]
@@ -39,4 +41,4 @@ with torch.no_grad():
 sq = (f * f).sum(1)
 lam = torch.linalg.eigvalsh(f.T @ f / len(f))[-1]
 print(f"mean ||f||^2 {sq.mean():.2f}  max {sq.max():.2f}  lambda_max(E f f^T) {lam:.2f}  "
-      f"-> plain-SGD stable lr < {2 / (0.25 * lam):.3f}")
+      f"-> plain-SGD stable lr < {2 / (0.5 * lam):.3f} .. {2 / (0.25 * lam):.3f}")
