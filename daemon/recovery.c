@@ -1,7 +1,7 @@
 /* recovery.c — settling the jobs a previous mocod left with a worker (DESIGN §5).
  *
  * A mocod that died (kill -9, a crash, power loss) leaves jobs in starting, running, pausing
- * or canceling. Their workers got SIGTERM from PR_SET_PDEATHSIG and are writing a checkpoint
+ * or canceling. Their workers got SIGHUP from PR_SET_PDEATHSIG and are writing a checkpoint
  * and stopping; two workers of one job must never run at once, so each recorded pid that is
  * still alive and still this job's moco-train (its command line names the job's folder: a
  * reused pid of an unrelated process is left alone) is waited for up to grace_period_s, then

@@ -76,9 +76,13 @@ static void child_run(const char *program, char *const argv[], char *const envp[
                       long max_fd)
 {
     setpgid(0, 0);
-    /* If mocod dies, ask the worker to checkpoint and stop (as a pause would). The check after
-     * it closes the race of a parent that died before prctl. */
-    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) child_fail("prctl", NULL);
+    /* If mocod dies, ask the worker to checkpoint and stop (as a pause would). SIGHUP, not
+     * SIGTERM: the parent-death signal comes each time the worker is handed from a dying mocod
+     * thread to another one, so a kill -9 of mocod can deliver it several times, and a second
+     * SIGTERM means "stop now, without a checkpoint" to moco-train; repeated SIGHUPs are one
+     * clean stop (train/stop_signal.c). The check after it closes the race of a parent that
+     * died before prctl. */
+    if (prctl(PR_SET_PDEATHSIG, SIGHUP) != 0) child_fail("prctl", NULL);
     if (getppid() != parent) _exit(75);
     /* Signal mask and ignored signals survive exec: mocod's own (a blocked SIGTERM, an
      * ignored SIGPIPE) must not leak into the worker, or pause would never reach it. */

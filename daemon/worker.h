@@ -3,7 +3,7 @@
  *
  * The worker runs in its own process group (signals reach it and anything it starts), with
  * stdin from /dev/null, stdout and stderr appended to the job's log.txt, its events on fd 3
- * and no other descriptor of mocod, and PR_SET_PDEATHSIG SIGTERM: if mocod dies (kill -9),
+ * and no other descriptor of mocod, and PR_SET_PDEATHSIG SIGHUP: if mocod dies (kill -9),
  * the worker is asked to checkpoint and stop like on a pause, so the next mocod resumes it.
  *
  * Events (JSON lines, DESIGN §4 "Job events") go to fd 3, which is the job's events.jsonl

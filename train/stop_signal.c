@@ -15,10 +15,11 @@ static void request_stop(int sig)
     stop_requested = 1;
 }
 
-/* SIGHUP (the terminal or ssh session of a run went away; or the run's process group was
- * orphaned while stopped, which the kernel follows with SIGHUP and SIGCONT) asks for the same
- * clean stop, but never counts as the second request: it comes on top of the SIGTERM that a
- * dying mocod's PR_SET_PDEATHSIG sends, and must not turn that into a stop without checkpoint. */
+/* SIGHUP (the terminal or ssh session of a run went away; mocod died: it is a worker's
+ * parent-death signal, which a dying multi-threaded parent may send several times; or the run's
+ * process group was orphaned while stopped, which the kernel follows with SIGHUP and SIGCONT)
+ * asks for the same clean stop, but never counts as the second request: repeated or on top of a
+ * SIGTERM, it must not turn into a stop without checkpoint. */
 static void request_stop_on_hangup(int sig)
 {
     (void)sig;

@@ -113,11 +113,12 @@ def test_resume_gives_identical_losses(tmp_path):
     assert len(list((tmp_path / "b" / "ckpt").glob("ckpt-*.safetensors"))) == 2
 
 
-# SIGTERM alone; and SIGTERM followed by SIGHUP, as a worker gets when its mocod dies while it
-# is stopped (parent-death SIGTERM, then the orphaned process group's SIGHUP): the hangup asks
-# for the same clean stop and must not count as a second, impatient request.
-@pytest.mark.parametrize("signals", [[signal.SIGTERM], [signal.SIGTERM, signal.SIGHUP]],
-                         ids=["sigterm", "sigterm+sighup"])
+# SIGTERM alone; SIGTERM followed by SIGHUP; and SIGHUP three times, as a worker gets when its
+# multi-threaded mocod dies (the parent-death signal comes once per reparenting): a hangup asks
+# for the same clean stop and never counts as a second, impatient request.
+@pytest.mark.parametrize("signals", [[signal.SIGTERM], [signal.SIGTERM, signal.SIGHUP],
+                                     [signal.SIGHUP] * 3],
+                         ids=["sigterm", "sigterm+sighup", "sighup x3"])
 def test_sigterm_writes_checkpoint_and_resumes(tmp_path, signals):
     folder = tiny_folder(tmp_path, per_class=10)  # 60 images: 6 steps per epoch
     args = small_args(tmp_path, folder, ["--set", "optim.epochs=50"])
