@@ -67,7 +67,10 @@ const Auth = {
         this.token = value;
         done(true);
       };
-      const onClose = () => done(false);
+      // A dialog's "close" event is dispatched after close() returns: the close of the
+      // previous prompt can arrive once this one is already open (a refused token asks again
+      // at once). Only a close that left the dialog closed is the user's dismissal.
+      const onClose = () => { if (!dialog.open) done(false); };
       form.addEventListener("submit", onSubmit);
       dialog.addEventListener("close", onClose);
       dialog.showModal();
