@@ -54,6 +54,15 @@ NVCC  := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nv
 CUDNN := $(shell ls /usr/local/cuda/include/cudnn.h /usr/include/cudnn.h /usr/include/x86_64-linux-gnu/cudnn.h 2>/dev/null | head -n1)
 NCCL  := $(shell ls /usr/local/cuda/include/nccl.h /usr/include/nccl.h 2>/dev/null | head -n1)
 MPICC := $(shell command -v mpicc 2>/dev/null)
+CUDA_HOME ?= /usr/local/cuda
+
+# MPI (DESIGN §6): only train/comm_mpi.c includes mpi.h; every program linking libmoco.a links
+# libmpi. Without mpicc, comm_mpi.c says what to install when a launcher starts moco-train.
+ifneq ($(MPICC),)
+MPI_CFLAGS := -DMOCO_HAVE_MPI $(shell $(MPICC) --showme:compile)
+LDLIBS     += $(shell $(MPICC) --showme:link)
+$(BUILD)/obj/train/comm_mpi.o: CFLAGS += $(MPI_CFLAGS)
+endif
 
 # Objects are kept between builds (no "rm build/obj/..." after a build).
 .SECONDARY:
@@ -61,7 +70,11 @@ MPICC := $(shell command -v mpicc 2>/dev/null)
 .PHONY: all deps test-deps test test-c test-python demo demo-local bench probe clean install
 .DEFAULT_GOAL := all
 
-all: deps probe $(PROGRAMS) $(BENCH_BINS)
+# The NCCL backend (train/comm_nccl.c) is compiled and linked into a check program when the CUDA
+# toolkit has NCCL and MPI is present; it runs on a GPU machine (mpirun -np 2 ...).
+NCCL_CHECK := $(if $(and $(NCCL),$(MPICC),$(NVCC)),$(BUILD)/bin/nccl-collectives-check)
+
+all: deps probe $(PROGRAMS) $(BENCH_BINS) $(NCCL_CHECK)
 
 deps:
 	@scripts/install-deps.sh
@@ -108,6 +121,17 @@ $(BUILD)/tests/test_mocod_%: $(BUILD)/obj/tests/c/test_mocod_%.o $(MOCOD_OBJS)
 $(BUILD)/tests/%: $(BUILD)/obj/tests/c/%.o $(BUILD)/libmoco.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+
+NCCL_CFLAGS := -DMOCO_HAVE_NCCL -I$(CUDA_HOME)/include $(MPI_CFLAGS)
+$(BUILD)/obj/nccl/%.o: train/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(NCCL_CFLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/obj/nccl/nccl_collectives_check.o: tests/nccl/nccl_collectives_check.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(NCCL_CFLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/bin/nccl-collectives-check: $(BUILD)/obj/nccl/nccl_collectives_check.o $(BUILD)/obj/nccl/comm_nccl.o $(BUILD)/libmoco.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lnccl -lcudart -o $@
 
 # ---- tests ----------------------------------------------------------------------------------
 test: test-deps all $(TEST_BINS) $(TOOL_BINS)

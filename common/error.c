@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 static DieHook die_hook;
+static DieExit die_exit;
 
 void set_die_hook(DieHook hook) { die_hook = hook; }
+void set_die_exit(DieExit fn) { die_exit = fn; }
 
 void die(const char *fmt, ...)
 {
@@ -29,6 +31,7 @@ void die(const char *fmt, ...)
         die_hook = NULL; /* a hook that fails must not recurse */
         hook(message);
     }
+    if (die_exit) die_exit(1);
     exit(1);
 }
 

@@ -21,6 +21,10 @@
 /* Called by die() with the formatted message before the process exits. */
 typedef void (*DieHook)(const char *message);
 void set_die_hook(DieHook hook);
+/* How die() ends the process after the hook: exit(code) unless a program installs another
+ * ending (a multi-rank run aborts every rank, so that none waits for the dead one). */
+typedef void (*DieExit)(int code);
+void set_die_exit(DieExit fn);
 
 MOCO_NORETURN void die(const char *fmt, ...) MOCO_PRINTF(1, 2);
 void warn(const char *fmt, ...) MOCO_PRINTF(1, 2);

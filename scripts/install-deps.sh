@@ -5,7 +5,8 @@
 set -euo pipefail
 
 build_pkgs=(gcc make pkg-config libturbojpeg0-dev libpng-dev libyaml-dev libcjson-dev libopenblas-dev
-            libmicrohttpd-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libjs-chart.js)
+            libmicrohttpd-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libjs-chart.js
+            openmpi-bin libopenmpi-dev)
 # imagemagick: test_decode.py makes a CMYK JPEG with ImageMagick, the common producer of such files
 test_pkgs=(libcmocka-dev python3 python3-torch python3-torchvision python3-numpy python3-pil python3-pytest imagemagick
            chromium python3-websocket sqlite3)

@@ -43,7 +43,7 @@ int bench_main(const CliArgs *args)
 
     fprintf(stderr, "bench: %s batch %d, image %d: %d warm-up + %d timed steps (a ResNet-50 step at "
             "batch 32 takes ~10 s on 2 cores)...\n", cfg.model.arch, n, s, BENCH_WARMUP_STEPS, steps);
-    Moco *m = moco_create(&cfg, n);
+    Moco *m = moco_create(&cfg, n, comm_single());
     float lr = (float)cfg.optim.lr;
     for (int i = 0; i < BENCH_WARMUP_STEPS; i++) moco_train_step(m, im_q, im_k, perm, lr);
     step_profile_reset(); /* MOCO_PROFILE=1: time the measured steps only */

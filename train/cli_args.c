@@ -26,7 +26,7 @@ static const struct {
 } options[] = {
     {"--config", CLI_CONFIG},   {"--set", CLI_SET},   {"--resume", CLI_RESUME},
     {"--events-fd", CLI_EVENTS_FD}, {"--steps", CLI_STEPS}, {"--checkpoint", CLI_CHECKPOINT},
-    {"--out", CLI_OUT},         {"--export", CLI_EXPORT},
+    {"--out", CLI_OUT},         {"--export", CLI_EXPORT}, {"--events-file", CLI_EVENTS_FILE},
 };
 
 int cli_args_parse(int argc, char **argv, int first, const char *command, unsigned allowed,
@@ -48,7 +48,9 @@ int cli_args_parse(int argc, char **argv, int first, const char *command, unsign
                         "option, e.g. --config FILE (see moco-train --help)\n", opt);
             return -1;
         }
-        if (!(allowed & bit)) {
+        /* --events-file goes wherever --events-fd does (under mpirun, descriptors above 2 do
+         * not reach the ranks, so launchers name a file). */
+        if (!(allowed & (bit == CLI_EVENTS_FILE ? CLI_EVENTS_FD : bit))) {
             fprintf(stderr, "moco-train: %s does not take %s (see moco-train --help)\n", command,
                     opt);
             return -1;
@@ -58,6 +60,10 @@ int cli_args_parse(int argc, char **argv, int first, const char *command, unsign
             return -1;
         }
         seen |= bit;
+        if ((seen & CLI_EVENTS_FD) && (seen & CLI_EVENTS_FILE)) {
+            fprintf(stderr, "moco-train: give --events-fd or --events-file, not both\n");
+            return -1;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "moco-train: option %s needs a value\n", opt);
             return -1;
@@ -73,6 +79,7 @@ int cli_args_parse(int argc, char **argv, int first, const char *command, unsign
         case CLI_CHECKPOINT: a->checkpoint = val; break;
         case CLI_OUT: a->out = val; break;
         case CLI_EXPORT: a->export_what = val; break;
+        case CLI_EVENTS_FILE: a->events_file = val; break;
         case CLI_SET:
             if (a->n_sets == CLI_MAX_SETS) {
                 fprintf(stderr, "moco-train: more than %d --set options\n", CLI_MAX_SETS);

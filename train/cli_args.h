@@ -1,6 +1,7 @@
 /* cli_args.h — the command-line options shared by moco-train's subcommands.
  *
  *   --config FILE  --set key.path=value (repeatable)  --resume CKPT  --events-fd N
+ *   --events-file PATH (events appended to a file; wherever --events-fd is taken)
  *   --steps N (bench)  --checkpoint CKPT --out FILE --export backbone (export)
  * Unknown options, options that the subcommand does not take, options given twice, missing
  * or empty values are errors that name the option (exit status 2, as every usage error).
@@ -20,6 +21,7 @@ enum {
     CLI_CHECKPOINT = 1u << 5,
     CLI_OUT = 1u << 6,
     CLI_EXPORT = 1u << 7,
+    CLI_EVENTS_FILE = 1u << 8,
 };
 
 typedef struct {
@@ -28,6 +30,7 @@ typedef struct {
     int n_sets;
     const char *resume;
     int events_fd;
+    const char *events_file;
     int steps;
     const char *checkpoint;
     const char *out;

@@ -1,4 +1,5 @@
-/* moco.c — MoCo v1/v2: encoders, queue, InfoNCE step and checkpoint I/O. See moco.h. */
+/* moco.c — MoCo v1/v2: encoders, queue, InfoNCE step (on one rank or R, with shuffle BN across
+ * ranks and gradient all-reduce as the official DDP code) and checkpoint I/O. See moco.h. */
 #include "train/moco.h"
 
 #include <math.h>
@@ -11,6 +12,7 @@
 #include "kernels/kernels.h"
 #include "train/optim.h"
 #include "train/resnet.h"
+#include "train/shuffle_bn.h"
 #include "train/step_profile.h"
 
 /* Stream coordinate of the queue's initial Gaussian ("queu"). */
@@ -18,6 +20,8 @@
 
 struct Moco {
     int n, size, dim, K, shuffle;
+    Comm *comm;
+    int N;                 /* global batch: n rows on each of comm->size ranks */
     float m, T;
     ParamSet pq, pk;
     Resnet *enc_q, *enc_k;
@@ -27,7 +31,9 @@ struct Moco {
     /* per-step buffers, one allocation */
     float *arena;
     float *im_shuffled;    /* [n, S, S, 3] */
+    float *im_all;         /* [N, S, S, 3]: every rank's key images (R > 1 with shuffle BN) */
     float *q, *k, *k_shuffled, *q_norms, *k_norms;
+    float *k_all, *k_all_shuffled; /* [N, dim]: every rank's keys, in global / shuffled order */
     float *logits, *dlogits;
     float *dq, *dz;
     int32_t *labels;       /* all 0: the positive is column 0 */
@@ -76,15 +82,16 @@ static void init_queue(Moco *m, uint64_t seed)
     m->queue_ptr = 0;
 }
 
-Moco *moco_create(const JobConfig *cfg, int local_batch)
+Moco *moco_create(const JobConfig *cfg, int local_batch, Comm *comm)
 {
     const int K = cfg->moco.k, B = cfg->optim.batch_size;
     if (local_batch < 1) die("moco: local batch must be positive (got %d)", local_batch);
+    if ((long)local_batch * comm->size != B)
+        die("moco: the local batch %d on %d ranks is not the global batch optim.batch_size %d",
+            local_batch, comm->size, B);
     if (K < 1 || B < 1 || K % B != 0)
         die("moco.k (%d) must be a multiple of the global batch optim.batch_size (%d): the queue "
             "is replaced one whole batch of keys at a time", K, B);
-    if (K % local_batch != 0)
-        die("moco.k (%d) must be a multiple of the local batch (%d)", K, local_batch);
     if (cfg->moco.bn_splits < 1 || local_batch % cfg->moco.bn_splits != 0)
         die("the local batch (%d) must be a multiple of moco.bn_splits (%d)", local_batch,
             cfg->moco.bn_splits);
@@ -92,6 +99,8 @@ Moco *moco_create(const JobConfig *cfg, int local_batch)
 
     Moco *m = xcalloc(1, sizeof *m);
     m->n = local_batch;
+    m->comm = comm;
+    m->N = B;
     m->size = cfg->data.image_size;
     m->dim = cfg->model.dim;
     m->K = K;
@@ -106,15 +115,19 @@ Moco *moco_create(const JobConfig *cfg, int local_batch)
     sgd_init(&m->opt, &m->pq, (float)cfg->optim.momentum, (float)cfg->optim.weight_decay);
 
     const size_t n = (size_t)local_batch, dim = (size_t)m->dim, cols = (size_t)K + 1;
-    const size_t img = n * m->size * m->size * 3;
+    const size_t img = n * m->size * m->size * 3, N = (size_t)B;
+    const size_t img_all = comm->size > 1 && m->shuffle ? N * m->size * m->size * 3 : 0;
     const size_t conv = params_export_scratch_floats(&m->pq);
     m->export_slot = conv;
-    size_t total = img + 4 * n * dim + 2 * n + 2 * n * cols + 2 * n * dim + n +
-                   dim * (size_t)K;
+    size_t total = img + img_all + 4 * n * dim + 2 * n + 2 * n * cols + 2 * n * dim + n +
+                   dim * (size_t)K + 2 * N * dim;
     m->arena = xaligned_alloc(total * sizeof(float));
     float *p = m->arena;
     m->queue = p; p += dim * (size_t)K;
     m->im_shuffled = p; p += img;
+    m->im_all = p; p += img_all;
+    m->k_all = p; p += N * dim;
+    m->k_all_shuffled = p; p += N * dim;
     m->q = p; p += n * dim;
     m->k = p; p += n * dim;
     m->k_shuffled = p; p += n * dim;
@@ -134,7 +147,25 @@ Moco *moco_create(const JobConfig *cfg, int local_batch)
     resnet_use_scratch(m->enc_k, m->scratch);
     m->export_scratch = m->scratch;
     init_queue(m, cfg->seed);
+    moco_sync_from_rank0(m);
     return m;
+}
+
+/* Every rank holds rank 0's model: parameters, buffers, momentum buffers, queue (DDP
+ * broadcasts the module's state from rank 0 when it wraps the model). */
+void moco_sync_from_rank0(Moco *m)
+{
+    Comm *c = m->comm;
+    if (c->size == 1) return;
+    ParamSet *sets[2] = {&m->pq, &m->pk};
+    for (int i = 0; i < 2; i++) {
+        comm_bcast(c, sets[i]->data, (sets[i]->n_learn + sets[i]->n_buf) * sizeof(float), 0);
+        comm_bcast(c, sets[i]->i64, sets[i]->n_i64 * sizeof(int64_t), 0);
+    }
+    comm_bcast(c, m->opt.buf, m->pq.n_learn * sizeof(float), 0);
+    comm_bcast(c, &m->opt.has_buf, sizeof m->opt.has_buf, 0);
+    comm_bcast(c, m->queue, (size_t)m->dim * m->K * sizeof(float), 0);
+    comm_bcast(c, &m->queue_ptr, sizeof m->queue_ptr, 0);
 }
 
 void moco_destroy(Moco *m)
@@ -163,19 +194,89 @@ static void momentum_update(Moco *m)
     for (size_t i = 0; i < n; i++) k[i] = k[i] * mk + q[i] * mq;
 }
 
+/* The keys of every rank, in rank order (the official concat_all_gather), so that every
+ * rank's queue stays the same. */
 static void enqueue(Moco *m)
 {
-    for (int i = 0; i < m->n; i++)
+    for (int i = 0; i < m->N; i++)
         for (int d = 0; d < m->dim; d++)
-            m->queue[(size_t)d * m->K + (size_t)(m->queue_ptr + i)] = m->k[(size_t)i * m->dim + d];
-    m->queue_ptr = (m->queue_ptr + m->n) % m->K;
+            m->queue[(size_t)d * m->K + (size_t)(m->queue_ptr + i)] = m->k_all[(size_t)i * m->dim + d];
+    m->queue_ptr = (m->queue_ptr + m->N) % m->K;
+}
+
+/* Keys, no gradient, with shuffle BN: rank r runs encoder_k on the shuffled positions
+ * [r·n, (r+1)·n) of the global batch, so its BatchNorm statistics come from the images the
+ * permutation sent it; the normalized keys are gathered and put back in global order. With
+ * one rank the permutation moves rows within the batch, and moco.bn_splits sub-batches
+ * stand for the devices. Fills m->k (own rows) and m->k_all (all rows, global order). */
+static void key_forward(Moco *m, const float *im_k, const int32_t *perm)
+{
+    Comm *c = m->comm;
+    const int n = m->n, N = m->N, dim = m->dim;
+    const size_t img = (size_t)m->size * m->size * 3;
+    double t = step_profile_begin();
+    const float *key_in = im_k;
+    if (perm) {
+        const float *all = im_k;
+        if (c->size > 1) {
+            double tc = step_profile_begin();
+            comm_allgather(c, im_k, m->im_all, (size_t)n * img * sizeof(float));
+            step_profile_end(OP_COMM, tc);
+            all = m->im_all;
+        }
+        shuffle_take_rows(all, perm, c->rank, n, img, m->im_shuffled);
+        key_in = m->im_shuffled;
+    }
+    step_profile_end(OP_COPY, t);
+    step_profile_phase(PHASE_KEY_FWD);
+    const float *zk = resnet_forward(m->enc_k, key_in, n, 1);
+    step_profile_phase(PHASE_STEP_REST);
+    t = step_profile_begin();
+    float *mine = perm ? m->k_shuffled : m->k;
+    l2norm_forward(n, dim, zk, mine, m->k_norms);
+    step_profile_end(OP_LOSS, t);
+    t = step_profile_begin();
+    float *gathered = perm ? m->k_all_shuffled : m->k_all;
+    comm_allgather(c, mine, gathered, (size_t)n * dim * sizeof(float));
+    step_profile_end(OP_COMM, t);
+    if (perm) {
+        unshuffle_rows(m->k_all_shuffled, perm, N, (size_t)dim, m->k_all);
+        memcpy(m->k, m->k_all + (size_t)c->rank * n * dim, (size_t)n * dim * sizeof(float));
+    }
+}
+
+/* DDP's gradient all-reduce: the mean over ranks of each rank's gradient of its local mean
+ * loss; then every rank's optimizer takes the same step. */
+static void average_gradients(Moco *m)
+{
+    Comm *c = m->comm;
+    if (c->size == 1) return;
+    double t = step_profile_begin();
+    comm_allreduce_sum_f32(c, m->pq.grad, m->pq.n_learn);
+    step_profile_end(OP_COMM, t);
+    const float inv = 1.0f / (float)c->size;
+    float *g = m->pq.grad;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < m->pq.n_learn; i++) g[i] *= inv;
+}
+
+/* BN running statistics of both encoders from rank 0, as DDP's broadcast_buffers does (it
+ * broadcasts them before each forward; doing it after the step leaves the same state at every
+ * point a checkpoint or the next step reads). */
+static void sync_buffers(Moco *m)
+{
+    Comm *c = m->comm;
+    if (c->size == 1) return;
+    double t = step_profile_begin();
+    comm_bcast(c, m->pq.data + m->pq.n_learn, m->pq.n_buf * sizeof(float), 0);
+    comm_bcast(c, m->pk.data + m->pk.n_learn, m->pk.n_buf * sizeof(float), 0);
+    step_profile_end(OP_COMM, t);
 }
 
 MocoStepStats moco_train_step(Moco *m, const float *im_q, const float *im_k,
                               const int32_t *perm, float lr)
 {
     const int n = m->n, dim = m->dim, K = m->K, cols = K + 1;
-    const size_t img = (size_t)m->size * m->size * 3;
     if (!m->shuffle) perm = NULL;
 
     /* query: the only branch with gradient */
@@ -190,29 +291,10 @@ MocoStepStats moco_train_step(Moco *m, const float *im_q, const float *im_k,
     t = step_profile_begin();
     momentum_update(m);
     step_profile_end(OP_MOMENTUM, t);
+    if (perm && !is_permutation(perm, m->N))
+        die("moco: the key-shuffle permutation is not a permutation of 0..%d", m->N - 1);
+    key_forward(m, im_k, perm);
     t = step_profile_begin();
-    const float *key_in = im_k;
-    if (perm) {
-        for (int j = 0; j < n; j++) {
-            if (perm[j] < 0 || perm[j] >= n) die("moco: shuffle permutation entry %d out of range", perm[j]);
-            memcpy(m->im_shuffled + (size_t)j * img, im_k + (size_t)perm[j] * img,
-                   img * sizeof(float));
-        }
-        key_in = m->im_shuffled;
-    }
-    step_profile_end(OP_COPY, t);
-    step_profile_phase(PHASE_KEY_FWD);
-    const float *zk = resnet_forward(m->enc_k, key_in, n, 1);
-    step_profile_phase(PHASE_STEP_REST);
-    t = step_profile_begin();
-    if (perm) {
-        l2norm_forward(n, dim, zk, m->k_shuffled, m->k_norms);
-        for (int j = 0; j < n; j++)
-            memcpy(m->k + (size_t)perm[j] * dim, m->k_shuffled + (size_t)j * dim,
-                   (size_t)dim * sizeof(float));
-    } else {
-        l2norm_forward(n, dim, zk, m->k, m->k_norms);
-    }
 
     /* logits = [q·k, q·queue] / T */
     for (int i = 0; i < n; i++) {
@@ -246,9 +328,11 @@ MocoStepStats moco_train_step(Moco *m, const float *im_q, const float *im_k,
     step_profile_phase(PHASE_QUERY_BWD);
     resnet_backward(m->enc_q, m->dz);
     step_profile_phase(PHASE_STEP_REST);
+    average_gradients(m);
     t = step_profile_begin();
     sgd_step(&m->opt, &m->pq, lr);
     step_profile_end(OP_SGD, t);
+    sync_buffers(m);
     return st;
 }
 
@@ -258,6 +342,8 @@ int moco_queue_len(const Moco *m) { return m->K; }
 const float *moco_last_logits(const Moco *m) { return m->logits; }
 const float *moco_last_q(const Moco *m) { return m->q; }
 const float *moco_last_k(const Moco *m) { return m->k; }
+const float *moco_last_k_all(const Moco *m) { return m->k_all; }
+Comm *moco_comm(const Moco *m) { return m->comm; }
 const float *moco_queue(const Moco *m) { return m->queue; }
 int64_t moco_queue_ptr(const Moco *m) { return m->queue_ptr; }
 ParamSet *moco_encoder_q(Moco *m) { return &m->pq; }
@@ -323,9 +409,9 @@ int moco_load_state(Moco *m, const StFile *f, char *err, size_t errlen)
         return -1;
     }
     memcpy(&ptr, p->data, sizeof ptr);
-    if (ptr < 0 || ptr >= m->K || ptr % m->n != 0) {
+    if (ptr < 0 || ptr >= m->K || ptr % m->N != 0) {
         snprintf(err, errlen, "queue_ptr %lld is not a multiple of the batch %d below K %d",
-                 (long long)ptr, m->n, m->K);
+                 (long long)ptr, m->N, m->K);
         return -1;
     }
     m->queue_ptr = ptr;
@@ -334,5 +420,6 @@ int moco_load_state(Moco *m, const StFile *f, char *err, size_t errlen)
                        1, err, errlen);
     if (rc < 0) return -1;
     m->opt.has_buf = rc == 0;
+    moco_sync_from_rank0(m);
     return 0;
 }

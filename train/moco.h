@@ -7,8 +7,11 @@
  *            in train mode (updates encoder_k's own BN running stats), unshuffled back
  *   logits = [q·k, q·queue] / T (positive in column 0); loss = CE(logits, 0), mean
  *   enqueue k at queue_ptr; backward into encoder_q; SGD (momentum, coupled weight decay).
- * Single process: the local batch is the global batch. Multi-rank collectives (all-gather of
- * keys, gradient all-reduce) are the caller's concern and not implemented here yet.
+ * On R ranks (comm.h) as the official code under DDP: each rank holds n = N/R rows of the
+ * global batch; the key images are all-gathered and rank r encodes the rows that rank 0's
+ * permutation sends it (shuffle BN, shuffle_bn.h); the keys are all-gathered, unshuffled and all
+ * N enqueued on every rank; gradients are averaged over ranks before SGD; BN running
+ * statistics of both encoders are rank 0's. Parameters and queue stay identical on every rank.
  *
  * Checkpoint tensors (moco_write_state / moco_load_state), PyTorch layouts (conv OIHW):
  *   encoder_q.<torchvision name>, encoder_k.<...>   parameters and BN buffers
@@ -22,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "train/comm.h"
 #include "train/config.h"
 #include "train/params.h"
 #include "train/safetensors.h"
@@ -39,13 +43,15 @@ typedef struct {
  * normalized Gaussian columns), the optimizer state; everything initialised from cfg->seed
  * as torchvision does (encoder_k is a copy of encoder_q). Images are
  * cfg->data.image_size square. die()s when moco.k is not a multiple of optim.batch_size or of
- * local_batch, or local_batch is not a multiple of moco.bn_splits. */
-Moco *moco_create(const JobConfig *cfg, int local_batch);
+ * local_batch, or local_batch is not a multiple of moco.bn_splits, or local_batch x ranks is
+ * not optim.batch_size. Every rank starts from rank 0's state. */
+Moco *moco_create(const JobConfig *cfg, int local_batch, Comm *comm);
 void moco_destroy(Moco *m);
 
-/* One step. im_q, im_k: NHWC [local_batch, S, S, 3], already normalized. perm: the key
- * shuffle (shuffled[j] = im_k[perm[j]]), NULL = identity; ignored when moco.shuffle_bn is
- * false. lr: this step's learning rate. */
+/* One step. im_q, im_k: this rank's rows, NHWC [local_batch, S, S, 3], already normalized.
+ * perm: the key shuffle over the global batch (shuffled[j] = global row perm[j]), the same on
+ * every rank, NULL = identity; ignored when moco.shuffle_bn is false. lr: this step's learning
+ * rate. The stats are this rank's (callers reduce them across ranks for reports). */
 MocoStepStats moco_train_step(Moco *m, const float *im_q, const float *im_k,
                               const int32_t *perm, float lr);
 
@@ -53,9 +59,13 @@ MocoStepStats moco_train_step(Moco *m, const float *im_q, const float *im_k,
 int moco_batch(const Moco *m);
 int moco_dim(const Moco *m);
 int moco_queue_len(const Moco *m);                 /* K */
-const float *moco_last_logits(const Moco *m);      /* [N, 1+K], already divided by T */
-const float *moco_last_q(const Moco *m);           /* [N, dim] */
-const float *moco_last_k(const Moco *m);           /* [N, dim] (unshuffled) */
+const float *moco_last_logits(const Moco *m);      /* [local_batch, 1+K], already divided by T */
+const float *moco_last_q(const Moco *m);           /* [local_batch, dim] */
+const float *moco_last_k(const Moco *m);           /* [local_batch, dim] (unshuffled) */
+const float *moco_last_k_all(const Moco *m);       /* [global batch, dim], every rank's keys */
+Comm *moco_comm(const Moco *m);
+/* Copies rank 0's whole state (parameters, buffers, optimizer, queue) to every rank. */
+void moco_sync_from_rank0(Moco *m);
 const float *moco_queue(const Moco *m);            /* [dim, K] */
 int64_t moco_queue_ptr(const Moco *m);
 /* encoder_q's tensors by torchvision name: Param.grad holds the last step's gradients. */

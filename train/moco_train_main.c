@@ -3,6 +3,7 @@
  * moco-train is complete on its own (the equivalent of main_moco.py): a researcher runs it
  * from a shell without the daemon, and mocod launches it for every job (DESIGN §1).
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "train/bench.h"
 #include "train/checkpoint.h"
 #include "train/cli_args.h"
+#include "train/comm.h"
 #include "train/events.h"
 #include "train/knn_job.h"
 #include "train/lincls.h"
@@ -21,11 +23,14 @@
 static void usage(FILE *out)
 {
     fputs("usage: moco-train pretrain --config FILE [--set key.path=value ...] [--resume CKPT|DIR] [--events-fd N]\n"
+          "       mpirun -np R moco-train pretrain ...   (R data-parallel ranks; see docs/moco-train.md)\n"
           "       moco-train align --config FILE --state IN.safetensors --batch B.safetensors --out OUT.safetensors\n"
+          "                        [--rank-states DIR]   (also under mpirun)\n"
           "       moco-train bench --config FILE [--set ...] [--steps N]\n"
           "       moco-train lincls --config FILE [--set ...] [--resume CKPT|DIR] [--events-fd N]\n"
           "       moco-train knn --config FILE [--checkpoint CKPT] [--set ...] [--events-fd N]   (CKPT default: model.pretrained)\n"
           "       moco-train --export backbone --checkpoint CKPT --out FILE\n"
+          "Wherever --events-fd N is taken, --events-file PATH appends the events to a file instead.\n"
           "Configs: see configs/; every job-spec key is in docs/job-spec.md.\n", out);
 }
 
@@ -39,8 +44,17 @@ static int usage_error(const char *msg)
 
 /* --events-fd must name a descriptor open for writing: a typo there would otherwise lose every
  * event of the run after one warning. */
-static int check_events_fd(int fd)
+static int check_events_fd(CliArgs *a)
 {
+    if (a->events_file) { /* appended: a resumed run continues the same file */
+        a->events_fd = open(a->events_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (a->events_fd < 0) {
+            fprintf(stderr, "moco-train: --events-file %s: %s\n", a->events_file, strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    int fd = a->events_fd;
     if (fd < 0) return 0;
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0) {
@@ -71,6 +85,19 @@ static int export_main(const CliArgs *a)
     return 0;
 }
 
+/* lincls, knn, bench and --export run as one process: started as several ranks they would
+ * each train or write the same files. pretrain and align are the data-parallel commands. */
+static int refuse_ranks(const char *cmd)
+{
+    int n = comm_launcher_size();
+    if (n == 1 || n == 0) return 0;
+    if (comm_launcher_rank() <= 0)
+        fprintf(stderr, "moco-train: %s runs as a single process, but the launcher started %d%s "
+                "ranks; run it without mpirun/srun (only pretrain and align run on several ranks)\n",
+                cmd, n, n < 0 ? " (unknown number of)" : "");
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     blas_core_reexec_if_generic(argv);
@@ -80,23 +107,24 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "align")) return align_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "pretrain") != 0 && refuse_ranks(cmd) != 0) return 2;
     CliArgs args;
     if (!strcmp(cmd, "--export")) {
         if (cli_args_parse(argc, argv, 1, "--export", CLI_EXPORT | CLI_CHECKPOINT | CLI_OUT | CLI_EVENTS_FD,
-                           &args) != 0 || check_events_fd(args.events_fd) != 0)
+                           &args) != 0 || check_events_fd(&args) != 0)
             return 2;
         return export_main(&args);
     }
     if (!strcmp(cmd, "knn")) {
         if (cli_args_parse(argc, argv, 2, cmd, KNN_JOB_OPTIONS, &args) != 0 ||
-            check_events_fd(args.events_fd) != 0)
+            check_events_fd(&args) != 0)
             return 2;
         if (!args.config) return usage_error("knn needs --config FILE (and --checkpoint CKPT or model.pretrained)");
         return knn_job_main(&args);
     }
     if (!strcmp(cmd, "lincls")) {
         if (cli_args_parse(argc, argv, 2, cmd, CLI_CONFIG | CLI_SET | CLI_RESUME | CLI_EVENTS_FD,
-                           &args) != 0 || check_events_fd(args.events_fd) != 0)
+                           &args) != 0 || check_events_fd(&args) != 0)
             return 2;
         if (!args.config && !args.resume)
             return usage_error("lincls needs --config FILE, or --resume CKPT to continue a run "
@@ -111,7 +139,7 @@ int main(int argc, char **argv)
     }
     unsigned allowed = is_pretrain ? CLI_CONFIG | CLI_SET | CLI_RESUME | CLI_EVENTS_FD
                                    : CLI_CONFIG | CLI_SET | CLI_STEPS;
-    if (cli_args_parse(argc, argv, 2, cmd, allowed, &args) != 0 || check_events_fd(args.events_fd) != 0)
+    if (cli_args_parse(argc, argv, 2, cmd, allowed, &args) != 0 || check_events_fd(&args) != 0)
         return 2;
     if (is_pretrain && !args.config && !args.resume)
         return usage_error("pretrain needs --config FILE (see configs/ for recipes), or --resume CKPT "

@@ -6,6 +6,11 @@
  * set by the schedule, and checkpoints are written every checkpoint.every_epochs and at the
  * end. SIGTERM/SIGINT stop cleanly after the current step with a checkpoint to resume from,
  * so nothing is lost when the daemon pauses a job or a user presses Ctrl-C.
+ *
+ * Under mpirun every rank runs this loop on its shard of each epoch (the loader shards as
+ * DistributedSampler does); the step's collectives live in moco.c. Rank 0 alone prints,
+ * writes events and checkpoints; decisions that end the loop (a stop signal seen by any
+ * rank) are agreed on by all ranks at the same step, and metrics are reduced over ranks.
  */
 #include "train/pretrain.h"
 
@@ -25,6 +30,7 @@
 #include "data/rng.h"
 #include "kernels/kernels.h"
 #include "train/checkpoint.h"
+#include "train/comm.h"
 #include "train/config.h"
 #include "train/events.h"
 #include "train/job_config.h"
@@ -43,6 +49,18 @@ typedef struct {
     double loss, correct1, correct5, rows;
     int steps;
 } MetricWindow;
+
+/* The window over every rank: losses are each rank's mean over equal shares of the batch, so
+ * their mean over ranks is the global batch's mean. Called at the same step on every rank. */
+static void window_reduce(Comm *c, MetricWindow *w)
+{
+    double v[4] = {w->loss, w->correct1, w->correct5, w->rows};
+    comm_allreduce_sum_f64(c, v, 4);
+    w->loss = v[0] / c->size;
+    w->correct1 = v[1];
+    w->correct5 = v[2];
+    w->rows = v[3];
+}
 
 static void window_add(MetricWindow *w, const MocoStepStats *s)
 {
@@ -135,6 +153,36 @@ static void check_resume_compatible(const StFile *resumed, const char *resume_pa
     cJSON_Delete(ours);
 }
 
+/* The launcher decides how many ranks run (mpirun -np R); resources.ranks follows it, so that
+ * the per-rank batch checks and the spec stored in checkpoints say what really ran. */
+static void adopt_launcher_ranks(JobConfig *cfg, const Comm *comm)
+{
+    const int R = comm->size, batch = cfg->optim.batch_size;
+    if (cfg->resources.ranks == R) return;
+    if (comm->rank == 0)
+        warn("resources.ranks is %d but %d rank%s running (%s); training with %d", cfg->resources.ranks,
+             R, R == 1 ? " is" : "s are", R == 1 ? "started without mpirun" : "mpirun -np", R);
+    if (batch % R != 0)
+        die("optim.batch_size %d (the global batch) cannot be split evenly over %d ranks; use a "
+            "multiple of %d or another number of ranks", batch, R, R);
+    if (batch / R % cfg->moco.bn_splits != 0)
+        die("the per-rank batch %d (optim.batch_size %d / %d ranks) is not divisible by "
+            "moco.bn_splits %d", batch / R, batch, R, cfg->moco.bn_splits);
+    cfg->resources.ranks = R;
+    cJSON *spec = cJSON_Parse(cfg->resolved_json);
+    cJSON *res = spec ? cJSON_GetObjectItemCaseSensitive(spec, "resources") : NULL;
+    if (res && cJSON_GetObjectItemCaseSensitive(res, "ranks")) {
+        cJSON_ReplaceItemInObjectCaseSensitive(res, "ranks", cJSON_CreateNumber(R));
+        char *json = cJSON_PrintUnformatted(spec);
+        if (json) {
+            free(cfg->resolved_json);
+            cfg->resolved_json = xstrdup(json);
+            cJSON_free(json);
+        }
+    }
+    cJSON_Delete(spec);
+}
+
 /* An unusable checkpoint.dir is found at the start, not when the first epoch ends hours
  * later: the folder is created and a file is created in it and removed again. */
 static void check_checkpoint_dir(const JobConfig *cfg, int resuming)
@@ -188,12 +236,17 @@ static int open_knn_monitor(const JobConfig *cfg, const ImageFolder *train, Imag
 /* The kNN monitor after an epoch's checkpoint: encoder_q's backbone in eval mode, which reads
  * the model and changes nothing a training step uses (BN running statistics stay; the eval
  * transform draws no random numbers), so training continues exactly as without it. */
+/* Every rank runs the monitor on the whole folders (the ranks hold the same model, so they
+ * get the same result; each rank has 1/R of the machine, so this takes as long as rank 0
+ * alone would); only rank 0 reports. */
 static void run_knn_monitor(Moco *m, const JobConfig *cfg, const ImageFolder *train,
-                            const ImageFolder *val, int batch, int epoch)
+                            const ImageFolder *val, int batch, int epoch, int lead)
 {
-    fprintf(stderr, "knn: classifying %d data.val images against %d data.train images\n",
-            val->count, train->count);
+    if (lead)
+        fprintf(stderr, "knn: classifying %d data.val images against %d data.train images\n",
+                val->count, train->count);
     KnnResult r = knn_evaluate(moco_encoder_q_net(m), cfg, train, val, batch);
+    if (!lead) return;
     if (r.interrupted) {
         fprintf(stderr, "knn: monitor interrupted by a signal; no kNN result for this epoch\n");
         return;
@@ -203,10 +256,52 @@ static void run_knn_monitor(Moco *m, const JobConfig *cfg, const ImageFolder *tr
     knn_report(&r, cfg, prefix);
 }
 
+/* Mid-epoch, the cursor counts batches of the rank layout that wrote it: resumed on another
+ * number of ranks, the rest of that epoch visits a slightly different set of images. */
+static void warn_if_ranks_changed(const StFile *resumed, const CheckpointCursor *cur, const Comm *comm)
+{
+    const char *json = st_metadata(resumed, "config");
+    cJSON *spec = json ? cJSON_Parse(json) : NULL;
+    cJSON *ranks = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, "resources"), "ranks");
+    if (comm->rank == 0 && cJSON_IsNumber(ranks) && ranks->valueint != comm->size && cur->next_batch > 0)
+        warn("the checkpoint was written by %d ranks mid-epoch and %d now resume it: the rest of "
+             "epoch %d visits the images in another order than an uninterrupted run would",
+             ranks->valueint, comm->size, cur->next_epoch + 1);
+    cJSON_Delete(spec);
+}
+
+/* ", 2 ranks x 16" for the start line; "" on one rank. */
+static const char *ranks_note(const Comm *comm, int local)
+{
+    static char note[96];
+    if (comm->size == 1) return "";
+    snprintf(note, sizeof note, ", %d ranks (%s) x %d images", comm->size, comm->backend, local);
+    return note;
+}
+
+/* The last lines of a run: how to continue a stopped one, or where the result is. */
+static void print_end(const JobConfig *cfg, int stopped, int64_t step, double run_start)
+{
+    char newest[CONFIG_PATH_MAX + 256] = "";
+    checkpoint_newest(cfg->checkpoint.dir, newest, sizeof newest);
+    if (stopped) {
+        fprintf(stderr, "stopped at step %" PRId64 " (%s); continue with --resume %s\n", step,
+                stop_requested ? "signal" : "log.max_steps", cfg->checkpoint.dir);
+        return;
+    }
+    char took[32];
+    format_duration(wall_time() - run_start, took, sizeof took);
+    fprintf(stderr, "done: %d epochs, %" PRId64 " steps, this process ran %s; final checkpoint %s\n"
+            "export the backbone for torchvision with: moco-train --export backbone --checkpoint %s --out backbone.safetensors\n",
+            cfg->optim.epochs, step, took, newest, newest);
+}
+
 int pretrain_main(const CliArgs *args)
 {
     char err[2048];
-    events_open(args->events_fd);
+    Comm *comm = comm_init();
+    const int lead = comm->rank == 0; /* prints, writes events and checkpoints */
+    events_open(lead ? args->events_fd : -1);
     stop_handlers_install();
 
     StFile resumed;
@@ -218,15 +313,17 @@ int pretrain_main(const CliArgs *args)
     JobConfig cfg;
     job_config_load(args, resuming ? &resumed : NULL, JOB_PRETRAIN, "pretrain", &cfg);
     if (resuming && args->config) check_resume_compatible(&resumed, args->resume, &cfg);
+    adopt_launcher_ranks(&cfg, comm);
     /* An unusable checkpoint.dir is found now, not when the first epoch ends hours later. */
-    check_checkpoint_dir(&cfg, resuming);
+    if (lead) check_checkpoint_dir(&cfg, resuming);
     check_memory(&cfg);
-    kernels_set_threads(cfg.resources.threads);
+    kernels_set_threads(cfg.resources.threads > 0 ? cfg.resources.threads : comm_default_threads(comm));
 
     ImageFolder folder, val;
     open_train_folder(&cfg, &folder);
     int knn_monitor = open_knn_monitor(&cfg, &folder, &val);
-    int batch = cfg.optim.batch_size; /* one rank: the local batch is the global batch */
+    int batch = cfg.optim.batch_size; /* the global batch; each rank holds local = batch / R */
+    const int local = batch / comm->size;
     if (cfg.moco.k % batch != 0)
         die("moco.k (%d) must be a multiple of optim.batch_size (%d): the queue takes whole batches of keys",
             cfg.moco.k, batch);
@@ -234,22 +331,28 @@ int pretrain_main(const CliArgs *args)
     LoaderConfig lc = {
         .folder = &folder,
         .aug = aug_config_make(cfg.data.aug == AUGSPEC_V1 ? AUG_V1 : AUG_V2, cfg.data.image_size),
-        .views = 2, .batch_size = batch, .workers = cfg.data.workers, .prefetch = 2,
-        .shuffle = 1, .drop_last = 1, .seed = cfg.seed, .rank = 0, .world = 1,
+        .views = 2, .batch_size = local, .workers = cfg.data.workers, .prefetch = 2,
+        .shuffle = 1, .drop_last = 1, .seed = cfg.seed, .rank = comm->rank, .world = comm->size,
     };
     Loader *loader = loader_create(&lc);
     int batches = loader_batches_per_epoch(loader);
+    if (batches < 1)
+        die("data.train (%s) has %d images: each of the %d ranks gets %d, fewer than its share of "
+            "one batch (%d); lower optim.batch_size or add images", cfg.data.train, folder.count,
+            comm->size, (folder.count + comm->size - 1) / comm->size, local);
 
-    Moco *m = moco_create(&cfg, batch);
+    Moco *m = moco_create(&cfg, local, comm);
     if (resuming) {
         if (moco_load_state(m, &resumed, err, sizeof err) != 0) die("--resume %s: %s", args->resume, err);
         if (cur.step > 0 && !st_find(&resumed, "optim.momentum_buffer.encoder_q.conv1.weight"))
             warn("--resume %s: the checkpoint holds no SGD momentum buffers (optim.*); training "
                  "continues with fresh momentum, so it will not match an uninterrupted run exactly",
                  args->resume);
+        warn_if_ranks_changed(&resumed, &cur, comm);
         st_free(&resumed);
-        fprintf(stderr, "resuming at epoch %d, batch %d (step %" PRId64 ")\n", cur.next_epoch + 1,
-                cur.next_batch, cur.step);
+        if (lead)
+            fprintf(stderr, "resuming at epoch %d, batch %d (step %" PRId64 ")\n", cur.next_epoch + 1,
+                    cur.next_batch, cur.step);
     }
 
     int64_t total_steps = (int64_t)cfg.optim.epochs * batches;
@@ -264,12 +367,19 @@ int pretrain_main(const CliArgs *args)
     cJSON_AddNumberToObject(start, "classes", folder.num_classes);
     cJSON_AddStringToObject(start, "backend", kernels_backend_name());
     cJSON_AddBoolToObject(start, "resumed", resuming);
+    cJSON_AddNumberToObject(start, "ranks", comm->size);
+    char hosts[1024];
+    comm_hosts(comm, hosts, sizeof hosts);
+    cJSON_AddStringToObject(start, "hosts", hosts);
     events_emit(start);
-    fprintf(stderr, "pretrain: %s %s, %d images in %d classes, batch %d, K %d, %d epochs x %d steps, backend %s\n",
-            cfg.method == METHOD_MOCO_V1 ? "MoCo v1" : "MoCo v2", cfg.model.arch, folder.count,
-            folder.num_classes, batch, cfg.moco.k, cfg.optim.epochs, batches, kernels_backend_name());
+    if (lead)
+        fprintf(stderr, "pretrain: %s %s, %d images in %d classes, batch %d, K %d, %d epochs x %d steps, backend %s%s\n",
+                cfg.method == METHOD_MOCO_V1 ? "MoCo v1" : "MoCo v2", cfg.model.arch, folder.count,
+                folder.num_classes, batch, cfg.moco.k, cfg.optim.epochs, batches, kernels_backend_name(),
+                ranks_note(comm, local));
+    if (lead && comm->size > 1) fprintf(stderr, "pretrain: ranks run on (in rank order): %s\n", hosts);
 
-    if (cur.next_epoch >= cfg.optim.epochs) {
+    if (lead && cur.next_epoch >= cfg.optim.epochs) {
         char msg[256];
         snprintf(msg, sizeof msg, "nothing to train: the checkpoint has finished epoch %d of "
                  "optim.epochs=%d; raise optim.epochs to train longer", cur.next_epoch,
@@ -285,7 +395,7 @@ int pretrain_main(const CliArgs *args)
         int first = epoch == cur.next_epoch ? cur.next_batch : 0;
         loader_start_epoch(loader, epoch, first);
         MetricWindow window = {0}, whole = {0};
-        double epoch_start = wall_time();
+        double epoch_start = wall_time(), comm_start = comm->seconds;
         const Batch *b;
         /* Step time runs from the end of one step to the end of the next, so it includes
          * waiting for the loader: img/s and the ETA must reflect a data-bound run too. */
@@ -295,6 +405,9 @@ int pretrain_main(const CliArgs *args)
             rng_init(&rng, cfg.seed, SHUFFLE_STREAM, (uint64_t)cur.step, 0);
             rng_permutation(&rng, batch, perm);
             MocoStepStats s = moco_train_step(m, b->view[0], b->view[1], perm, (float)lr);
+            /* Every rank must leave the loop at the same step: a signal that reached one rank
+             * (or reached them between different steps) stops all of them here. */
+            int stop_now = comm_any(comm, stop_requested);
             /* Stop before a diverged state is checkpointed: with keep_last, NaN checkpoints
              * would otherwise replace the last good ones. */
             if (!isfinite(s.loss))
@@ -309,30 +422,34 @@ int pretrain_main(const CliArgs *args)
             window_add(&window, &s);
             window_add(&whole, &s);
             if (cur.step % cfg.log.print_every == 0 || b->index + 1 == batches) {
-                progress_print(&progress, epoch, cfg.optim.epochs, b->index + 1, batches, cur.step,
-                               (float)(window.loss / window.steps),
-                               (float)(100.0 * window.correct1 / window.rows),
-                               (float)(100.0 * window.correct5 / window.rows), lr, batch);
-                emit_metric(&window, lr, progress_images_per_s(&progress, batch));
+                window_reduce(comm, &window);
+                if (lead) {
+                    progress_print(&progress, epoch, cfg.optim.epochs, b->index + 1, batches, cur.step,
+                                   (float)(window.loss / window.steps),
+                                   (float)(100.0 * window.correct1 / window.rows),
+                                   (float)(100.0 * window.correct5 / window.rows), lr, batch);
+                    emit_metric(&window, lr, progress_images_per_s(&progress, batch));
+                }
                 memset(&window, 0, sizeof window);
             }
             int hit_max = cfg.log.max_steps > 0 && cur.step >= cfg.log.max_steps;
-            if (stop_requested || hit_max) {
+            if (stop_now || hit_max) {
                 stopped = 1;
                 if (b->index + 1 < batches) { /* mid-epoch: checkpoint here, else at epoch end */
-                    progress_break(&progress);
+                    if (lead) progress_break(&progress);
                     cur.next_epoch = epoch;
                     cur.next_batch = b->index + 1;
                     cur.epochs_done = epoch;
-                    save_checkpoint(m, &cfg, &cur);
+                    if (lead) save_checkpoint(m, &cfg, &cur);
                     mid_epoch_stop = 1;
                     break;
                 }
             }
         }
         if (mid_epoch_stop) break;
-        progress_break(&progress);
-        if (whole.steps > 0) { /* none when resumed at the epoch's end */
+        if (lead) progress_break(&progress);
+        if (whole.steps > 0) window_reduce(comm, &whole);
+        if (lead && whole.steps > 0) { /* none when resumed at the epoch's end */
             char took[32];
             format_duration(wall_time() - epoch_start, took, sizeof took);
             int skipped = loader_skipped(loader);
@@ -341,12 +458,18 @@ int pretrain_main(const CliArgs *args)
                     epoch + 1, cfg.optim.epochs, took, first > 0 ? " (means over the steps since resume)" : "",
                     whole.loss / whole.steps,
                     100.0 * whole.correct1 / whole.rows, 100.0 * whole.correct5 / whole.rows, skipped);
+            double epoch_s = wall_time() - epoch_start, comm_s = comm->seconds - comm_start;
+            if (comm->size > 1) /* rank 0's share; where it waits for slower ranks, that counts too */
+                fprintf(stderr, "epoch %d/%d: collectives took %.3f s per step, %.1f%% of the step\n",
+                        epoch + 1, cfg.optim.epochs, comm_s / whole.steps, 100.0 * comm_s / epoch_s);
             cJSON *e = event_new("log");
             cJSON_AddStringToObject(e, "message", "epoch done");
             cJSON_AddNumberToObject(e, "loss", whole.loss / whole.steps);
             cJSON_AddNumberToObject(e, "acc1", 100.0 * whole.correct1 / whole.rows);
             cJSON_AddNumberToObject(e, "acc5", 100.0 * whole.correct5 / whole.rows);
             cJSON_AddNumberToObject(e, "skipped_files", skipped);
+            cJSON_AddNumberToObject(e, "seconds", epoch_s);
+            if (comm->size > 1) cJSON_AddNumberToObject(e, "collectives_s", comm_s);
             events_emit(e);
         }
         cur.epochs_done = epoch + 1;
@@ -355,11 +478,11 @@ int pretrain_main(const CliArgs *args)
         int last = epoch + 1 == cfg.optim.epochs;
         int saved = last || stopped || (cfg.checkpoint.every_epochs > 0 &&
                                         (epoch + 1) % cfg.checkpoint.every_epochs == 0);
-        if (saved) save_checkpoint(m, &cfg, &cur);
-        if (knn_monitor && !stop_requested && (epoch + 1) % cfg.eval.knn_every_epochs == 0) {
-            run_knn_monitor(m, &cfg, &folder, &val, batch, epoch);
-            if (stop_requested && !last) { /* signalled during the monitor: stop here */
-                if (!saved) save_checkpoint(m, &cfg, &cur);
+        if (saved && lead) save_checkpoint(m, &cfg, &cur);
+        if (knn_monitor && !stopped && (epoch + 1) % cfg.eval.knn_every_epochs == 0) {
+            run_knn_monitor(m, &cfg, &folder, &val, local, epoch, lead);
+            if (comm_any(comm, stop_requested) && !last) { /* signalled during the monitor */
+                if (!saved && lead) save_checkpoint(m, &cfg, &cur);
                 stopped = 1;
                 break;
             }
@@ -367,18 +490,7 @@ int pretrain_main(const CliArgs *args)
     }
 
     if (cur.next_epoch >= cfg.optim.epochs) stopped = 0; /* stopped on the very last step: done */
-    char newest[CONFIG_PATH_MAX + 256] = "";
-    checkpoint_newest(cfg.checkpoint.dir, newest, sizeof newest);
-    if (stopped)
-        fprintf(stderr, "stopped at step %" PRId64 " (%s); continue with --resume %s\n", cur.step,
-                stop_requested ? "signal" : "log.max_steps", cfg.checkpoint.dir);
-    else {
-        char took[32];
-        format_duration(wall_time() - run_start, took, sizeof took);
-        fprintf(stderr, "done: %d epochs, %" PRId64 " steps, this process ran %s; final checkpoint %s\n"
-                "export the backbone for torchvision with: moco-train --export backbone --checkpoint %s --out backbone.safetensors\n",
-                cfg.optim.epochs, cur.step, took, newest, newest);
-    }
+    if (lead) print_end(&cfg, stopped, cur.step, run_start);
     cJSON *done = event_new("done");
     cJSON_AddStringToObject(done, "status", stopped ? "stopped" : "completed");
     events_emit(done);
@@ -388,5 +500,6 @@ int pretrain_main(const CliArgs *args)
     image_folder_free(&folder);
     if (knn_monitor) image_folder_free(&val);
     config_free(&cfg);
+    comm_finalize(comm);
     return stopped ? PRETRAIN_EXIT_STOPPED : 0;
 }

@@ -15,7 +15,8 @@ static const char *phase_names[PHASE_COUNT] = {"query fwd", "key fwd", "query bw
 static const char *op_names[OP_COUNT] = {"conv fwd", "conv bwd data", "conv bwd weight",
                                          "bn fwd",   "bn bwd",        "elementwise",
                                          "pool",     "head/linear",   "momentum update",
-                                         "logits/loss", "zero grad",  "sgd", "copies"};
+                                         "logits/loss", "zero grad",  "sgd", "copies",
+                                         "collectives"};
 
 static double now(void)
 {

@@ -1,4 +1,4 @@
-/* stop_signal.c — the clean-stop flag set by SIGTERM/SIGINT/SIGHUP; see stop_signal.h. */
+/* stop_signal.c — the clean-stop flag set by SIGTERM/SIGINT/SIGHUP/SIGUSR1; see stop_signal.h. */
 #include "train/stop_signal.h"
 
 #include <string.h>
@@ -19,7 +19,9 @@ static void request_stop(int sig)
  * parent-death signal, which a dying multi-threaded parent may send several times; or the run's
  * process group was orphaned while stopped, which the kernel follows with SIGHUP and SIGCONT)
  * asks for the same clean stop, but never counts as the second request: repeated or on top of a
- * SIGTERM, it must not turn into a stop without checkpoint. */
+ * SIGTERM, it must not turn into a stop without checkpoint. SIGUSR1 is the same request sent
+ * through mpirun, which forwards SIGUSR1 to every rank unchanged (a SIGTERM to mpirun becomes
+ * SIGTERM and, soon after, SIGKILL for the ranks). */
 static void request_stop_on_hangup(int sig)
 {
     (void)sig;
@@ -36,6 +38,7 @@ void stop_handlers_install(void)
     sigaction(SIGINT, &sa, NULL);
     sa.sa_handler = request_stop_on_hangup;
     sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     /* Past a file-size limit (ulimit -f) a write fails with EFBIG and the save reports it,
      * naming the checkpoint, instead of the process dying of SIGXFSZ mid-write. */
     signal(SIGXFSZ, SIG_IGN);

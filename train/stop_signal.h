@@ -1,4 +1,4 @@
-/* stop_signal.h — SIGTERM/SIGINT (and SIGHUP) ask a training command to stop cleanly.
+/* stop_signal.h — SIGTERM/SIGINT (and SIGHUP, SIGUSR1) ask a training command to stop cleanly.
  *
  * The first signal sets stop_requested; the loop finishes its current step, writes a
  * checkpoint to resume from and exits with status 3, so nothing is lost when the daemon
