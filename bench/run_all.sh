@@ -10,3 +10,5 @@ echo "== data pipeline against torchvision + PIL (two MoCo v2 views per image, o
 /usr/bin/python3 bench/data_bench.py --n 300
 echo "== MoCo v2 training step against PyTorch (same model, batch, threads)"
 /usr/bin/python3 bench/moco_step_vs_torch.py --cases r18c,r50 --steps 3
+echo "== data-parallel scaling, 1 -> 2 ranks, against PyTorch DDP (gloo) on the same machine"
+/usr/bin/python3 bench/ranks_scaling.py --warmup 2 --steps 6
