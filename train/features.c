@@ -47,7 +47,7 @@ float *features_extract(Resnet *net, const FeatureSource *src, int32_t **labels_
         memcpy(labels + row, b->labels, (size_t)b->size * sizeof(int32_t));
         done += b->size;
         double now = wall_time();
-        if (now - last_print >= FEATURES_PROGRESS_SECONDS && done < count) {
+        if (now - last_print >= FEATURES_PROGRESS_SECONDS && done < count && !progress_quiet) {
             double rate = done / (now - start);
             char eta[32];
             format_duration((count - done) / rate, eta, sizeof eta);

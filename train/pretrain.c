@@ -301,6 +301,7 @@ int pretrain_main(const CliArgs *args)
     char err[2048];
     Comm *comm = comm_init();
     const int lead = comm->rank == 0; /* prints, writes events and checkpoints */
+    progress_quiet = !lead;
     events_open(lead ? args->events_fd : -1);
     stop_handlers_install();
 

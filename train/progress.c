@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
+int progress_quiet;
+
 void progress_init(Progress *p, int64_t total_steps)
 {
     p->is_tty = isatty(2);

@@ -20,6 +20,10 @@ typedef struct {
     int window_count, window_pos;
 } Progress;
 
+/* Set on the ranks other than 0 of a multi-rank run: progress lines of work every rank does
+ * (the kNN monitor's features) are printed once, by rank 0. */
+extern int progress_quiet;
+
 void progress_init(Progress *p, int64_t total_steps);
 void progress_step_time(Progress *p, double seconds);
 double progress_eta_seconds(const Progress *p, int64_t steps_done);
