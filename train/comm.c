@@ -131,14 +131,32 @@ void comm_hosts(Comm *c, char *out, size_t len)
     free(all);
 }
 
-int comm_default_threads(const Comm *c)
+int comm_default_threads(Comm *c)
 {
-    cpu_set_t set;
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    int usable = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : (int)online;
-    if (usable < 1) usable = 1;
-    /* Ranks bound to their own cores (mpirun's default binding) already see only their
-     * share; unbound ranks (--bind-to none) all see every core and split them. */
-    if (c->local_size > 1 && usable >= online) usable /= c->local_size;
-    return usable < 1 ? 1 : usable;
+    /* Ranks on one machine that may run on the same cores share them: mpirun --bind-to none
+     * gives every rank all cores, its default binding for more than two ranks gives each a
+     * socket, --bind-to core one core each. Count the ranks with this rank's host and cpu set. */
+    typedef struct {
+        char host[64];
+        cpu_set_t cpus;
+    } Where;
+    Where mine;
+    memset(&mine, 0, sizeof mine);
+    gethostname(mine.host, sizeof mine.host - 1);
+    if (sched_getaffinity(0, sizeof mine.cpus, &mine.cpus) != 0) {
+        CPU_ZERO(&mine.cpus);
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        for (long i = 0; i < online && i < CPU_SETSIZE; i++) CPU_SET((int)i, &mine.cpus);
+    }
+    int usable = CPU_COUNT(&mine.cpus), sharing = 1;
+    if (c->size > 1) {
+        Where *all = xcalloc((size_t)c->size, sizeof *all);
+        comm_allgather(c, &mine, all, sizeof mine);
+        sharing = 0;
+        for (int r = 0; r < c->size; r++)
+            sharing += strcmp(all[r].host, mine.host) == 0 && CPU_EQUAL(&all[r].cpus, &mine.cpus);
+        free(all);
+    }
+    int threads = usable / (sharing > 0 ? sharing : 1);
+    return threads < 1 ? 1 : threads;
 }

@@ -60,8 +60,9 @@ void comm_barrier(Comm *c);
 void comm_hosts(Comm *c, char *out, size_t len);
 
 /* OpenMP threads a rank should use when resources.threads is 0: the cores this process may
- * run on, shared among the ranks of this machine when they all see every core. */
-int comm_default_threads(const Comm *c);
+ * run on, divided among the ranks of this machine that may run on the same cores. Collective:
+ * every rank calls it. */
+int comm_default_threads(Comm *c);
 
 /* Backends (comm_mpi.c, comm_nccl.c). comm_mpi_create dies with the fix when built without
  * MPI; comm_mpi_started says whether the environment shows an MPI launcher. */

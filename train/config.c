@@ -150,8 +150,14 @@ int config_load_ex(const char *path, const char *const *overrides, int n_overrid
 
 int config_load_json(const char *json, JobConfig *out, char *err, size_t errlen)
 {
+    return config_load_json_ex(json, NULL, 0, out, err, errlen);
+}
+
+int config_load_json_ex(const char *json, const char *const *overrides, int n_overrides,
+                        JobConfig *out, char *err, size_t errlen)
+{
     memset(out, 0, sizeof *out);
-    ConfigSource src = {"job spec (JSON)", NULL, NULL, 0, 0};
+    ConfigSource src = {"job spec (JSON)", NULL, overrides, n_overrides, 0};
     const char *end = NULL;
     cJSON *tree = cJSON_ParseWithOpts(json, &end, 1);
     if (!tree) {

@@ -58,6 +58,9 @@ int config_load_ex(const char *path, const char *const *overrides, int n_overrid
                    unsigned flags, JobConfig *out, char *err, size_t errlen);
 /* Same from an in-memory JSON string (the resolved spec stored in a checkpoint). */
 int config_load_json(const char *json, JobConfig *out, char *err, size_t errlen);
+/* ... with "a.b=value" overrides applied on top (--resume without --config, plus --set). */
+int config_load_json_ex(const char *json, const char *const *overrides, int n_overrides,
+                        JobConfig *out, char *err, size_t errlen);
 void config_free(JobConfig *c);
 
 /* Applies one "a.b.c=value" override (value parsed as YAML) to a spec tree, as --set does;

@@ -14,10 +14,11 @@ void job_config_load(const CliArgs *args, const StFile *resumed, JobKind kind,
     char err[2048];
     int rc;
     if (!args->config && resumed) {
-        /* Resuming without a config continues with the checkpoint's own resolved spec. */
+        /* Resuming without a config continues with the checkpoint's own resolved spec, and
+         * --set changes it as it would a config file (e.g. more epochs, a lower lr). */
         const char *json = st_metadata(resumed, "config");
         if (!json) die("--resume: the checkpoint holds no config; pass --config");
-        rc = config_load_json(json, cfg, err, sizeof err);
+        rc = config_load_json_ex(json, args->sets, args->n_sets, cfg, err, sizeof err);
     } else {
         if (!args->config) die("%s needs --config FILE (see configs/ for recipes)", command);
         rc = config_load(args->config, args->sets, args->n_sets, cfg, err, sizeof err);

@@ -193,6 +193,20 @@ def test_new_run_refuses_a_folder_with_another_runs_checkpoints(tmp_path):
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == before
 
 
+def test_resume_without_config_applies_set(tmp_path):
+    """--resume DIR alone continues with the checkpoint's own spec; a --set beside it changes
+    that spec as it would a config file (here log.max_steps: the spec stored by the first run
+    says 1, which alone would stop the resumed run after step 2; --set says 3)."""
+    folder = tiny_folder(tmp_path)
+    rc, _, err = run_train(small_args(tmp_path, folder, ["--set", "log.max_steps=1"]), check=False)
+    assert rc == 3, err[-2000:]
+    rc, events, err = run_train(["pretrain", "--resume", tmp_path / "ckpt", "--set", "log.max_steps=3"],
+                                check=False)
+    assert rc == 3, err[-2000:]
+    assert sorted(step_losses(events)) == [2, 3]
+    assert events[-1]["kind"] == "done" and events[-1]["status"] == "stopped"
+
+
 def backend_line(tmp_path, coretype=None):
     """The start line of a one-step run that names OpenBLAS's kernels; OPENBLAS_CORETYPE is
     set to coretype, or unset."""
