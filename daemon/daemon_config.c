@@ -226,6 +226,7 @@ static void set_defaults(DaemonConfig *cfg, const char *argv0_path)
     cfg->grace_period_s = 30;
     cfg->max_restarts = 3;
     set_binary_defaults(cfg, argv0_path);
+    strcpy(cfg->mpirun, "mpirun");
     strcpy(cfg->chartjs, DEFAULT_CHARTJS);
 }
 
@@ -250,6 +251,22 @@ static int want_int(const cJSON *item, const char *src, long lo, long hi, long *
                     lo, hi);
     *out = (long)v;
     return 0;
+}
+
+/* mpirun: a path (made absolute) or a bare name looked up on PATH when a multi-rank job
+ * starts. Not checked here: a machine without OpenMPI still runs single-rank jobs, and the job
+ * that needs it fails saying what to install (launch.c). */
+static int set_mpirun(DaemonConfig *cfg, const char *value, const char *src, char *err,
+                      size_t errlen)
+{
+    char what[DAEMON_PATH_MAX + 16];
+    if (src[0] == '-') snprintf(what, sizeof what, "%s", src);
+    else snprintf(what, sizeof what, "%s: mpirun", src);
+    if (!value[0])
+        return fail(err, errlen, "%s is empty: give mpirun's path (e.g. /usr/bin/mpirun) or "
+                    "leave it out to find mpirun on PATH", what);
+    if (!strchr(value, '/')) return copy_str(cfg->mpirun, sizeof cfg->mpirun, value, what, err, errlen);
+    return make_absolute(cfg->mpirun, sizeof cfg->mpirun, value, what, err, errlen);
 }
 
 static int apply_file_key(DaemonConfig *cfg, Pending *pend, const cJSON *item, const char *src,
@@ -328,6 +345,10 @@ static int apply_file_key(DaemonConfig *cfg, Pending *pend, const cJSON *item, c
                         src, cfg->moco_train, strerror(errno));
         return 0;
     }
+    if (strcmp(k, "mpirun") == 0) {
+        if (want_string(item, src, "/usr/bin/mpirun", &s, err, errlen)) return -1;
+        return set_mpirun(cfg, s, src, err, errlen);
+    }
     if (strcmp(k, "web_dir") == 0) {
         if (want_string(item, src, "/usr/share/mocod/web", &s, err, errlen)) return -1;
         return make_absolute(cfg->web_dir, sizeof cfg->web_dir, s, "web_dir", err, errlen);
@@ -338,7 +359,7 @@ static int apply_file_key(DaemonConfig *cfg, Pending *pend, const cJSON *item, c
     }
     return fail(err, errlen, "%s: unknown key \"%s\"; the keys are listen, state_dir, data_roots, "
                 "token_file, cpu_slots, gpus, max_body_bytes, grace_period_s, max_restarts, "
-                "moco_train, web_dir, chartjs (docs/mocod-api.md)", src, k);
+                "moco_train, mpirun, web_dir, chartjs (docs/mocod-api.md)", src, k);
 }
 
 static int apply_file(DaemonConfig *cfg, Pending *pend, const char *path, char *err, size_t errlen)
@@ -385,6 +406,7 @@ static void print_usage(FILE *out)
     fprintf(out,
             "usage: mocod [--config FILE] [--listen HOST:PORT] [--state-dir DIR]\n"
             "             [--data-root DIR ...] [--token-file FILE] [--cpu-slots N] [--gpus N]\n"
+            "             [--mpirun PATH]\n"
             "\n"
             "The mocod training daemon: takes MoCo jobs over HTTP, runs them as moco-train workers.\n"
             "\n"
@@ -396,18 +418,23 @@ static void print_usage(FILE *out)
             "  --token-file FILE   first line is the Bearer token clients must send\n"
             "  --cpu-slots N       CPU jobs that may run at once (default 1)\n"
             "  --gpus N            GPUs offered to jobs (default: count of /dev/nvidia[0-9]*)\n"
+            "  --mpirun PATH       OpenMPI's mpirun, for multi-rank pretraining (default: mpirun\n"
+            "                      on PATH; Debian package openmpi-bin)\n"
             "  --help              this text\n"
             "\n"
             "Flags override the file; the file overrides the defaults. docs/mocod-api.md lists every key.\n",
             SYSTEM_CONFIG);
 }
 
-typedef enum { F_CONFIG, F_LISTEN, F_STATE_DIR, F_DATA_ROOT, F_TOKEN_FILE, F_CPU_SLOTS, F_GPUS, F_HELP } FlagId;
+typedef enum {
+    F_CONFIG, F_LISTEN, F_STATE_DIR, F_DATA_ROOT, F_TOKEN_FILE, F_CPU_SLOTS, F_GPUS, F_MPIRUN, F_HELP
+} FlagId;
 
 static const struct { const char *name; FlagId id; int takes_value; } FLAGS[] = {
     {"--config", F_CONFIG, 1},       {"--listen", F_LISTEN, 1},         {"--state-dir", F_STATE_DIR, 1},
     {"--data-root", F_DATA_ROOT, 1}, {"--token-file", F_TOKEN_FILE, 1}, {"--cpu-slots", F_CPU_SLOTS, 1},
-    {"--gpus", F_GPUS, 1},           {"--help", F_HELP, 0},             {"-h", F_HELP, 0},
+    {"--gpus", F_GPUS, 1},           {"--mpirun", F_MPIRUN, 1},         {"--help", F_HELP, 0},
+    {"-h", F_HELP, 0},
 };
 
 /* Splits argv[*i] ("--flag value" or "--flag=value") into a flag and its value. */
@@ -469,6 +496,8 @@ static int apply_flag(DaemonConfig *cfg, Pending *pend, FlagId id, const char *v
         cfg->gpus = (int)v;
         pend->gpus_set = 1;
         return 0;
+    case F_MPIRUN:
+        return set_mpirun(cfg, value, "--mpirun", err, errlen);
     }
     return 0;
 }

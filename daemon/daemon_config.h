@@ -24,6 +24,7 @@ typedef struct {
     int grace_period_s;
     int max_restarts;
     char moco_train[DAEMON_PATH_MAX];  /* worker program, absolute */
+    char mpirun[DAEMON_PATH_MAX];      /* multi-rank launcher: absolute, or a name for PATH */
     char web_dir[DAEMON_PATH_MAX];     /* dashboard files */
     char chartjs[DAEMON_PATH_MAX];     /* Chart.js file served at /vendor/chart.js */
 } DaemonConfig;

@@ -1,10 +1,7 @@
 /* launch.c — starting a queued job's worker: queued → starting, the job folder, spec.json,
- * the command line (resuming from the job's own checkpoints when it has any), the
- * environment (CUDA_VISIBLE_DEVICES), fork/exec (worker.c), and the bookkeeping of devices.
- *
- *   moco-train <kind> --config STATE/jobs/<id>/spec.json --events-fd 3
- *              [--resume STATE/jobs/<id>/checkpoints]
- * with fd 3 the job's events.jsonl (worker.h says why a file and not a pipe).
+ * whether it resumes from the job's own checkpoints, the command line (launch_command.c:
+ * moco-train alone, or under mpirun for a multi-rank pretraining), fork/exec (worker.c), and
+ * the bookkeeping of devices and CPU slots.
  *
  * pretrain resumes when the folder holds a ckpt-*.safetensors, lincls when it holds
  * lincls-last.safetensors; knn has no state and simply runs again.
@@ -15,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +20,7 @@
 #include <unistd.h>
 
 #include "daemon/json_util.h"
+#include "daemon/launch_command.h"
 
 extern char **environ;
 
@@ -122,29 +121,6 @@ out:
     return text;
 }
 
-/* environ without CUDA_VISIBLE_DEVICES, plus ours. A CPU job gets an empty list, so that a
- * CPU job never touches a GPU another job owns. NULL when out of memory. */
-static char **worker_env(const int *gpus, int n_gpus)
-{
-    size_t count = 0;
-    for (char **e = environ; e && *e; e++) count++;
-    char **env = calloc(count + 2, sizeof *env);
-    char *cuda = malloc(32 + (size_t)n_gpus * 8);
-    if (!env || !cuda) {
-        free(env);
-        free(cuda);
-        return NULL;
-    }
-    size_t n = 0;
-    for (char **e = environ; e && *e; e++)
-        if (strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) != 0) env[n++] = *e;
-    size_t len = (size_t)sprintf(cuda, "CUDA_VISIBLE_DEVICES=");
-    for (int i = 0; i < n_gpus; i++) len += (size_t)sprintf(cuda + len, i ? ",%d" : "%d", gpus[i]);
-    env[n++] = cuda;
-    env[n] = NULL;
-    return env;
-}
-
 static void fail_launch(Service *s, int64_t id, const char *why)
 {
     char err[512], reason[3 * DAEMON_PATH_MAX + 64];
@@ -167,17 +143,24 @@ static int reserve_worker_slot(Service *s)
     return 0;
 }
 
-/* Frees what worker_env made: the array and our CUDA_VISIBLE_DEVICES entry (the other
- * strings belong to environ). */
-static void free_env(char **env)
+/* The mpirun a multi-rank job runs under, resolved now (not when mocod started): installing
+ * OpenMPI later needs no restart, and a machine without it still runs single-rank jobs.
+ * 0, or -1 with a reason that says how to fix it. */
+static int find_mpirun(const Service *s, int ranks, char *out, size_t n, char *err,
+                       size_t errlen)
 {
-    if (!env) return;
-    for (char **e = env; *e; e++)
-        if (strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) == 0) {
-            free(*e);
-            break; /* worker_env put ours last and dropped environ's own */
-        }
-    free(env);
+    if (launch_find_program(s->cfg.mpirun, getenv("PATH"), out, n) == 0) return 0;
+    if (strchr(s->cfg.mpirun, '/'))
+        snprintf(err, errlen, "this job runs %d ranks under mpirun, and the mpirun setting "
+                 "names %s, which is not an executable file: install OpenMPI (Debian: apt-get "
+                 "install openmpi-bin) or fix `mpirun:` in mocod.yaml (or --mpirun); resume "
+                 "the job afterwards", ranks, s->cfg.mpirun);
+    else
+        snprintf(err, errlen, "this job runs %d ranks under mpirun, and there is no %s on "
+                 "mocod's PATH: install OpenMPI (Debian: apt-get install openmpi-bin) or give "
+                 "its path as `mpirun:` in mocod.yaml (or --mpirun); resume the job afterwards",
+                 ranks, s->cfg.mpirun);
+    return -1;
 }
 
 void launch_job(Service *s, const JobRow *job, const int *gpus, int n_gpus)
@@ -225,15 +208,26 @@ void launch_job(Service *s, const JobRow *job, const int *gpus, int n_gpus)
         snprintf(last, sizeof last, "%s/lincls-last.safetensors", ckpt);
         resume = access(last, F_OK) == 0;
     }
-    char *argv[] = {s->cfg.moco_train, (char *)job->kind, "--config", spec_path,
-                    "--events-fd", "3", resume ? "--resume" : NULL, resume ? ckpt : NULL, NULL};
-    char **env = worker_env(gpus, n_gpus);
+    cJSON *ranks_item = json_at(spec_tree, "resources.ranks");
+    int ranks = launch_ranks(job->kind, cJSON_IsNumber(ranks_item) ? ranks_item->valueint : 1,
+                             n_gpus);
+    char mpirun[DAEMON_PATH_MAX];
+    mpirun[0] = '\0';
+    if (ranks > 1 && find_mpirun(s, ranks, mpirun, sizeof mpirun, err, sizeof err) != 0) {
+        cJSON_Delete(spec_tree);
+        fail_launch(s, job->id, err);
+        return;
+    }
+    LaunchRequest req = {s->cfg.moco_train, mpirun, job->kind, spec_path, events_path,
+                         resume ? ckpt : NULL, ranks, gpus, n_gpus, geteuid() == 0, environ};
+    LaunchCommand cmd;
     Worker *w = calloc(1, sizeof *w);
     /* Room in the table first: once the worker runs, it must be tracked. */
-    if (!env || !w || reserve_worker_slot(s) != 0) {
+    if (launch_command_build(&req, &cmd, err, sizeof err) != 0 || !w ||
+        reserve_worker_slot(s) != 0) {
         cJSON_Delete(spec_tree);
         free(w);
-        free_env(env);
+        launch_command_free(&cmd);
         fail_launch(s, job->id, "out of memory");
         return;
     }
@@ -241,6 +235,8 @@ void launch_job(Service *s, const JobRow *job, const int *gpus, int n_gpus)
     w->events_fd = -1;
     w->n_gpus = n_gpus;
     for (int i = 0; i < n_gpus; i++) w->gpus[i] = gpus[i];
+    w->ranks = cmd.ranks;
+    w->stop_signal = cmd.ranks > 1 ? SIGUSR1 : SIGTERM; /* worker.h says why */
     cJSON *bs = json_at(spec_tree, "optim.batch_size"), *ep = json_at(spec_tree, "optim.epochs");
     w->batch_size = cJSON_IsNumber(bs) ? bs->valueint : 0;
     /* A kNN evaluation is one pass without epochs (its spec still holds the default
@@ -257,12 +253,8 @@ void launch_job(Service *s, const JobRow *job, const int *gpus, int n_gpus)
     /* The log says what ran, so a user reading it can rerun the worker by hand. */
     FILE *log = fopen(log_path, "ae");
     if (log) {
-        const char *cuda = "";
-        for (char **e = env; *e; e++)
-            if (strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) == 0) cuda = *e;
-        fprintf(log, "=== mocod: job %lld (restarts %d): %s %s %s --config %s --events-fd 3%s%s "
-                "===\n", (long long)job->id, job->restarts, cuda, s->cfg.moco_train, job->kind,
-                spec_path, resume ? " --resume " : "", resume ? ckpt : "");
+        fprintf(log, "=== mocod: job %lld (restarts %d, %d rank%s): %s ===\n", (long long)job->id,
+                job->restarts, cmd.ranks, cmd.ranks == 1 ? "" : "s", cmd.display);
         fclose(log);
     }
     /* Every event of earlier attempts was applied (by the supervisor at their exit, or by
@@ -272,9 +264,9 @@ void launch_job(Service *s, const JobRow *job, const int *gpus, int n_gpus)
     rc = db_job_set_events_offset(c, job->id, 0, err, sizeof err);
     db_write_end(s->db);
     if (rc == 0)
-        rc = worker_spawn(w, s->cfg.moco_train, argv, env, log_path, events_path, dir, err,
-                          sizeof err);
-    free_env(env);
+        rc = worker_spawn(w, cmd.program, cmd.argv, cmd.env, log_path, events_path,
+                          cmd.events_fd3, dir, err, sizeof err);
+    launch_command_free(&cmd);
     if (rc != 0) {
         worker_free(w);
         free(w);
@@ -293,6 +285,7 @@ void launch_job(Service *s, const JobRow *job, const int *gpus, int n_gpus)
     s->workers[s->n_workers++] = w; /* the slot was reserved above */
     if (n_gpus == 0) s->cpu_used++;
     for (int i = 0; i < n_gpus; i++) s->gpu_owner[gpus[i]] = job->id;
-    fprintf(stderr, "mocod: job %lld: started worker %ld%s\n", (long long)job->id, (long)w->pid,
+    fprintf(stderr, "mocod: job %lld: started worker %ld%s%s\n", (long long)job->id,
+            (long)w->pid, w->ranks > 1 ? " (mpirun)" : "",
             resume ? " (resuming from its checkpoint)" : "");
 }

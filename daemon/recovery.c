@@ -1,10 +1,12 @@
 /* recovery.c — settling the jobs a previous mocod left with a worker (DESIGN §5).
  *
  * A mocod that died (kill -9, a crash, power loss) leaves jobs in starting, running, pausing
- * or canceling. Their workers got SIGHUP from PR_SET_PDEATHSIG and are writing a checkpoint
- * and stopping; two workers of one job must never run at once, so each recorded pid that is
- * still alive and still this job's moco-train (its command line names the job's folder: a
- * reused pid of an unrelated process is left alone) is waited for up to grace_period_s, then
+ * or canceling. Their workers got their parent-death signal (SIGHUP; mpirun SIGUSR1, which it
+ * forwards to its ranks: worker.h) and are writing a checkpoint and stopping; two workers of
+ * one job must never run at once, so each recorded pid that is still alive and still this
+ * job's worker (its command line names the job's folder: a reused pid of an unrelated process
+ * is left alone), and every other process of the job (the ranks of an mpirun worker, which
+ * run in process groups of their own: job_procs.h), is waited for up to grace_period_s, then
  * killed. No SIGTERM is sent: a second one would make moco-train stop without its checkpoint.
  * Then the events the old worker wrote after the last one the old mocod applied (its last
  * metrics, its last checkpoint) are applied from the job's events.jsonl, so the history ends
@@ -25,6 +27,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "daemon/job_procs.h"
 #include "daemon/json_util.h"
 
 /* 1 when the folder part of arg (an absolute path "DIR/file") is the folder `job_dir` points
@@ -70,33 +73,51 @@ static int is_old_worker(const Service *s, int64_t job, int64_t pid)
     return 0;
 }
 
-static void wait_for_old_workers(Service *s, const JobRow *rows, int n)
+/* 1 while the job's old worker, or any process of the job (its ranks), still runs. */
+static int old_job_alive(const Service *s, const JobRow *r)
+{
+    char dir[DAEMON_PATH_MAX + 64];
+    pid_t one;
+    if (is_old_worker(s, r->id, r->pid)) return 1;
+    return service_job_path(s, r->id, "", dir, sizeof dir) == 0 && job_procs_find(dir, &one, 1) > 0;
+}
+
+static int count_alive(const Service *s, const JobRow *rows, int n)
 {
     int alive = 0;
-    for (int i = 0; i < n; i++) alive += is_old_worker(s, rows[i].id, rows[i].pid);
+    for (int i = 0; i < n; i++) alive += old_job_alive(s, &rows[i]);
+    return alive;
+}
+
+static void wait_for_old_workers(Service *s, const JobRow *rows, int n)
+{
+    int alive = count_alive(s, rows, n);
     if (!alive) return;
-    fprintf(stderr, "mocod: waiting up to %d s for %d worker(s) of the previous mocod to "
-            "checkpoint and stop\n", s->cfg.grace_period_s, alive);
+    fprintf(stderr, "mocod: waiting up to %d s for the worker(s) of the previous mocod (%d "
+            "job(s)) to checkpoint and stop\n", s->cfg.grace_period_s, alive);
     double deadline = monotonic_now() + s->cfg.grace_period_s;
     while (alive && monotonic_now() < deadline) {
         usleep(100000);
-        alive = 0;
-        for (int i = 0; i < n; i++) alive += is_old_worker(s, rows[i].id, rows[i].pid);
+        alive = count_alive(s, rows, n);
     }
     if (!alive) return;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        if (!old_job_alive(s, &rows[i])) continue;
+        fprintf(stderr, "mocod: job %lld: old worker %lld still runs after %d s; SIGKILL\n",
+                (long long)rows[i].id, (long long)rows[i].pid, s->cfg.grace_period_s);
         if (is_old_worker(s, rows[i].id, rows[i].pid)) {
-            fprintf(stderr, "mocod: job %lld: old worker %lld still runs after %d s; SIGKILL\n",
-                    (long long)rows[i].id, (long long)rows[i].pid, s->cfg.grace_period_s);
             kill(-(pid_t)rows[i].pid, SIGKILL);
             kill((pid_t)rows[i].pid, SIGKILL);
         }
+        char dir[DAEMON_PATH_MAX + 64];
+        if (service_job_path(s, rows[i].id, "", dir, sizeof dir) == 0)
+            job_procs_signal(dir, SIGKILL);
+    }
     /* SIGKILL is not instant for a process in the middle of I/O. */
     deadline = monotonic_now() + 10;
     do {
         usleep(50000);
-        alive = 0;
-        for (int i = 0; i < n; i++) alive += is_old_worker(s, rows[i].id, rows[i].pid);
+        alive = count_alive(s, rows, n);
     } while (alive && monotonic_now() < deadline);
 }
 

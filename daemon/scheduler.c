@@ -3,8 +3,12 @@
  * Queued jobs are considered in start order: priority descending, then submission (id). A job
  * waits while its not_before lies ahead or the job it runs `after` has not completed; if that
  * job ended failed or canceled (or was deleted), this one fails saying so. CPU jobs
- * (resources.gpus 0) take one of cfg.cpu_slots; GPU jobs take that many free device indices,
- * never shared. Within each pool the order is strict: once the first job that is ready cannot
+ * (resources.gpus 0) take one of cfg.cpu_slots, also with several ranks: a slot is a job's
+ * share of the machine, and a job's ranks split the cores one single-rank job would use
+ * (moco-train gives each of R local ranks 1/R of them), so R ranks load the machine as one
+ * job does; taking R slots would also leave a 2-rank job unable ever to start under the
+ * default cpu_slots 1. GPU jobs take that many free device indices (one rank each), never
+ * shared. Within each pool the order is strict: once the first job that is ready cannot
  * be placed, later jobs of the same pool wait too (no small job overtakes a big one forever).
  */
 #include "daemon/service_internal.h"

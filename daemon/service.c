@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon/launch_command.h"
+
 void service_error(ServiceError *err, int status, const char *code, const char *field,
                    const char *fmt, ...)
 {
@@ -178,6 +180,11 @@ Service *service_open(const DaemonConfig *cfg, ServiceError *err)
         goto fail;
     }
     s->opened_at = monotonic_now();
+    char mpirun[DAEMON_PATH_MAX];
+    if (launch_find_program(s->cfg.mpirun, getenv("PATH"), mpirun, sizeof mpirun) != 0)
+        fprintf(stderr, "mocod: note: mpirun (setting \"%s\") was not found: pretraining jobs "
+                "with more than one rank will fail until it is (Debian: apt-get install "
+                "openmpi-bin; or set `mpirun:` in mocod.yaml to its path)\n", s->cfg.mpirun);
     if (recover_jobs(s, msg, sizeof msg) != 0) goto fail;
     int rc = pthread_create(&s->thread, NULL, supervisor_main, s);
     if (rc != 0) {
@@ -202,7 +209,7 @@ void service_close(Service *s)
         Worker *w = s->workers[i];
         /* A pause or cancel under way ends as asked; everything else comes back queued. */
         if (w->request == WORKER_REQ_NONE) w->request = WORKER_REQ_SHUTDOWN;
-        if (!w->sent_term) worker_signal(w, SIGTERM);
+        worker_request_stop(w); /* once: a second SIGTERM would skip the checkpoint */
         if (w->kill_at == 0 || w->kill_at > deadline) w->kill_at = deadline;
     }
     if (s->n_workers > 0)

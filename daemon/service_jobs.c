@@ -3,8 +3,9 @@
  *
  * Actions hold the jobs lock for their whole decision, so they never race the supervisor:
  * a job without a worker (queued, paused) changes state at once; a job with a worker is
- * marked (canceling, pausing), its worker gets SIGTERM (it checkpoints and exits with status
- * 3) and SIGKILL after grace_period_s, and the supervisor settles the state when it exits.
+ * marked (canceling, pausing), its worker gets its clean-stop signal (SIGTERM; SIGUSR1 for
+ * mpirun, worker.h) and checkpoints and exits with status 3, or gets SIGKILL after
+ * grace_period_s, and the supervisor settles the state when it exits.
  */
 #include "daemon/service_internal.h"
 
@@ -149,15 +150,15 @@ static int act(Service *s, int64_t id, JobState to, const char *reason,
     return -1;
 }
 
-/* Asks the job's worker to stop (SIGTERM now, SIGKILL after the grace period). */
+/* Asks the job's worker to stop (its clean-stop signal now, SIGKILL after the grace period). */
 static void stop_worker(Service *s, int64_t id, WorkerRequest request)
 {
     Worker *w = service_find_worker(s, id);
     if (!w) return;
     /* A cancel overrides a pause under way; nothing overrides a cancel. */
     if (w->request != WORKER_REQ_CANCEL) w->request = request;
-    if (!w->sent_term) {
-        worker_signal(w, SIGTERM);
+    if (!w->sent_stop) {
+        worker_request_stop(w);
         w->kill_at = monotonic_now() + s->cfg.grace_period_s;
     }
 }

@@ -8,7 +8,9 @@
  *     realpath(), under one of the daemon's data roots; the spec stores the real path, so the
  *     job reads what was checked;
  *   - model.pretrained "job:<id>" must name a pretrain job (and implies after: <id>);
- *   - resources.gpus must not exceed the GPUs the daemon offers;
+ *   - resources.gpus must not exceed the GPUs the daemon offers; a pretraining on GPUs runs one
+ *     rank per GPU (resources.ranks, if given, must say the same), one on the CPU at most
+ *     RANKS_PER_CORE ranks per core (each rank is a process with its own copy of the model);
  *   - checkpoint.dir is always STATE_DIR/jobs/<id>/checkpoints.
  * Errors are 400 invalid_spec with the key in `field` where it can be named.
  */
@@ -297,6 +299,35 @@ static int check_data_path(Service *s, cJSON *tree, const char *field, const cha
     return 0;
 }
 
+/* CPU ranks beyond this many per core only slow a job down (they share the cores) and cost a
+ * model's memory each; the limit keeps a typo from starting thousands of processes while
+ * leaving room to try several ranks on a small machine. */
+#define RANKS_PER_CORE 4
+
+/* The processes a pretraining runs as (daemon/launch_command.h): one per GPU, or on the CPU
+ * resources.ranks. lincls and knn always run as one process, whatever resources.ranks says. */
+static int check_ranks(const JobConfig *cfg, ServiceError *err)
+{
+    if (cfg->kind != JOB_PRETRAIN) return 0;
+    int ranks = cfg->resources.ranks, gpus = cfg->resources.gpus;
+    if (gpus > 0 && ranks != gpus) {
+        service_error(err, 400, "invalid_spec", "resources.ranks", "resources.ranks is %d but "
+                      "resources.gpus is %d: a pretraining on GPUs runs one rank per GPU; leave "
+                      "resources.ranks out (or set it to %d)", ranks, gpus, gpus);
+        return -1;
+    }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1) cores = 1;
+    if (gpus == 0 && ranks > RANKS_PER_CORE * cores) {
+        service_error(err, 400, "invalid_spec", "resources.ranks", "resources.ranks is %d but "
+                      "this machine has %ld cores: CPU ranks share the cores, so more than %d "
+                      "per core (%ld) only slows the job down; lower resources.ranks", ranks,
+                      cores, RANKS_PER_CORE, RANKS_PER_CORE * cores);
+        return -1;
+    }
+    return 0;
+}
+
 /* "job:<id>" → id, or 0 when the text is not of that form. */
 static int64_t job_reference(const char *text)
 {
@@ -359,6 +390,7 @@ static int check_against_daemon(Service *s, cJSON *tree, const JobConfig *cfg, D
                       cfg->resources.gpus, s->cfg.gpus);
         return -1;
     }
+    if (check_ranks(cfg, err) != 0) return -1;
     if (k->after > 0) {
         JobRow row;
         ServiceError lookup;

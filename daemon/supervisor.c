@@ -1,10 +1,10 @@
 /* supervisor.c — the supervisor thread: one loop that reads every worker's new events (from
- * their events files), notices workers that ended and settles their jobs, sends SIGKILL to
- * workers past their grace period, and runs the scheduler. It sleeps in poll() on the
- * self-pipe (written on submit, cancel, pause, resume, priority, shutdown) until the next
- * timer: a tenth of a second while workers run (to pick up their events), else the next grace
- * deadline or not_before. The jobs lock is held for each round of work and released while it
- * sleeps.
+ * their events files), notices workers that ended and settles their jobs, repeats mpirun's
+ * stop signal, sends SIGKILL to workers past their grace period (and to every rank of a
+ * multi-rank job, job_procs.h), and runs the scheduler. It sleeps in poll() on the self-pipe
+ * (written on submit, cancel, pause, resume, priority, shutdown) until the next timer: a tenth
+ * of a second while workers run (to pick up their events), else the next grace deadline or
+ * not_before. The jobs lock is held for each round of work and released while it sleeps.
  */
 #include "daemon/service_internal.h"
 
@@ -16,14 +16,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "daemon/job_procs.h"
 #include "daemon/worker_exit.h"
 
 /* Longest sleep with workers running: how late a live event (or a worker's exit) may be
  * seen. Idle, the timer only guards against a missed wake-up. */
 #define POLL_WITH_WORKERS_S 0.1
 #define POLL_IDLE_S 5.0
+/* How long an ended mpirun's leftover ranks are waited for (SIGKILLed each round) before its
+ * job is settled anyway: SIGKILL takes long only for a process stuck in the kernel. */
+#define STRAYS_WAIT_S 10.0
 
 /* Appends one line of mocod's own to the job's log, so the log tells the whole story. */
 static void log_note(Service *s, int64_t job, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -95,15 +100,24 @@ static int settle_exit(Service *s, Worker *w)
         return -1;
     }
     char *tail = NULL;
+    /* Under mpirun, the rank's own last words come before mpirun's notices about its exit:
+     * read further back and drop those notices. */
     if (service_job_path(s, w->job, "/log.txt", log_path, sizeof log_path) == 0)
-        tail = file_last_lines(log_path, 10);
+        tail = file_last_lines(log_path, w->ranks > 1 ? 60 : 10);
     this_attempts_lines(tail);
+    if (w->ranks > 1) mpirun_strip_chatter(tail, 10);
     WorkerExitOutcome out;
-    worker_exit_decide(w->status, w->request, w->sent_term || w->sent_kill, row.restarts,
+    int status = w->ranks > 1 ? mpirun_rank_status(w->status) : w->status;
+    worker_exit_decide(status, w->request, w->sent_stop || w->sent_kill, row.restarts,
                        row.max_restarts, tail, s->cfg.grace_period_s, &out);
     free(tail);
-    char how[128];
+    char how[192];
     describe_wait_status(w->status, how, sizeof how);
+    if (status != w->status) { /* mpirun's 128 + N: say what happened to the rank */
+        size_t len = strlen(how);
+        snprintf(how + len, sizeof how - len, " (a rank was killed by signal %d)",
+                 WTERMSIG(status));
+    }
     JobTransitionExtra extra = {out.restart_delta, 0};
     int rc = job_transition(s->db, s->bus, w->job, out.to, out.reason, &extra, NULL, NULL, err,
                             sizeof err);
@@ -124,6 +138,54 @@ static int settle_exit(Service *s, Worker *w)
     return 0;
 }
 
+/* SIGKILL to the worker's process group and, since mpirun's ranks are process groups of their
+ * own, to every process of its job. */
+static void kill_worker(Service *s, Worker *w)
+{
+    char dir[DAEMON_PATH_MAX + 64];
+    worker_signal(w, SIGKILL);
+    if (service_job_path(s, w->job, "", dir, sizeof dir) == 0) job_procs_signal(dir, SIGKILL);
+}
+
+/* After an mpirun worker ended: 1 while processes of its job still run (each round they get
+ * SIGKILL), so that the job is settled, and maybe started again, only once nothing of this
+ * attempt can still write its checkpoints or events. mpirun waits for its ranks, so there are
+ * none unless mpirun itself was killed before a rank set its parent-death signal. */
+static int ranks_left_behind(Service *s, Worker *w, double now)
+{
+    char dir[DAEMON_PATH_MAX + 64];
+    if (w->ranks <= 1 || service_job_path(s, w->job, "", dir, sizeof dir) != 0) return 0;
+    int n = job_procs_signal(dir, SIGKILL);
+    if (n == 0) return 0;
+    if (w->strays_since == 0) {
+        w->strays_since = now;
+        fprintf(stderr, "mocod: job %lld: mpirun %ld ended, but %d process(es) of the job still "
+                "run; SIGKILL\n", (long long)w->job, (long)w->pid, n);
+        log_note(s, w->job, "mpirun ended but %d process(es) of this job still ran; SIGKILL", n);
+    }
+    if (now - w->strays_since < STRAYS_WAIT_S) return 1;
+    fprintf(stderr, "mocod: job %lld: %d process(es) of the job survived SIGKILL for %.0f s "
+            "(stuck in the kernel?); settling the job anyway\n", (long long)w->job, n,
+            STRAYS_WAIT_S);
+    return 0;
+}
+
+/* mpirun forwards SIGUSR1 only to the ranks that run when it comes: one sent while mpirun
+ * launches them is lost (tried: a cancel 50 ms after the start waited out the whole grace
+ * period). So the stop goes again after 1, 2, 4, ... s until the worker ends or the grace
+ * period does; moco-train takes repeats as one request, and a rank that has not installed its
+ * handlers yet dies of it, which ends the job as asked too. */
+static void repeat_stop(Worker *w, double now, double *next_wake)
+{
+    if (w->resend_at <= 0 || w->sent_kill || w->exited) return;
+    if (now >= w->resend_at) {
+        worker_signal(w, w->stop_signal);
+        w->resend_gap *= 2;
+        w->resend_at = now + w->resend_gap;
+    }
+    if (w->resend_at < *next_wake) *next_wake = w->resend_at;
+}
+
 /* One round over the workers: events, exits, grace deadlines. Lowers *next_wake. */
 static void tend_workers(Service *s, double now, double *next_wake)
 {
@@ -135,20 +197,25 @@ static void tend_workers(Service *s, double now, double *next_wake)
          * in the file past the stored offset, and the next mocod's recovery applies them. */
         int stored = worker_read(w, worker_events_line, s, 0) == 0;
         if ((stored || s->stopping) && worker_poll_exit(w)) {
+            if (ranks_left_behind(s, w, now)) {
+                i++;
+                continue;
+            }
             stored = worker_read(w, worker_events_line, s, 1) == 0; /* its last words */
             if ((stored && settle_exit(s, w) == 0) || s->stopping) {
                 remove_worker(s, i);
                 continue;
             }
         }
+        repeat_stop(w, now, next_wake);
         if (w->kill_at > 0 && !w->sent_kill) {
             if (now >= w->kill_at) {
                 fprintf(stderr, "mocod: job %lld: worker %ld did not stop within %d s of "
-                        "SIGTERM; sending SIGKILL\n", (long long)w->job, (long)w->pid,
-                        s->cfg.grace_period_s);
+                        "%s; sending SIGKILL\n", (long long)w->job, (long)w->pid,
+                        s->cfg.grace_period_s, w->stop_signal == SIGUSR1 ? "SIGUSR1" : "SIGTERM");
                 log_note(s, w->job, "worker did not stop within grace_period_s (%d s); SIGKILL",
                          s->cfg.grace_period_s);
-                worker_signal(w, SIGKILL);
+                kill_worker(s, w);
             } else if (w->kill_at < *next_wake) {
                 *next_wake = w->kill_at;
             }

@@ -72,17 +72,18 @@ static void child_fail(const char *what, const char *arg)
 }
 
 static void child_run(const char *program, char *const argv[], char *const envp[],
-                      const char *cwd, int null_fd, int log_fd, int events_fd, pid_t parent,
-                      long max_fd)
+                      const char *cwd, int null_fd, int log_fd, int events_fd, int pdeath_sig,
+                      pid_t parent, long max_fd)
 {
     setpgid(0, 0);
-    /* If mocod dies, ask the worker to checkpoint and stop (as a pause would). SIGHUP, not
-     * SIGTERM: the parent-death signal comes each time the worker is handed from a dying mocod
-     * thread to another one, so a kill -9 of mocod can deliver it several times, and a second
-     * SIGTERM means "stop now, without a checkpoint" to moco-train; repeated SIGHUPs are one
-     * clean stop (train/stop_signal.c). The check after it closes the race of a parent that
-     * died before prctl. */
-    if (prctl(PR_SET_PDEATHSIG, SIGHUP) != 0) child_fail("prctl", NULL);
+    /* If mocod dies, ask the worker to checkpoint and stop (as a pause would). Not SIGTERM:
+     * the parent-death signal comes each time the worker is handed from a dying mocod thread
+     * to another one, so a kill -9 of mocod can deliver it several times, and a second SIGTERM
+     * means "stop now, without a checkpoint" to moco-train; repeated SIGHUPs (moco-train
+     * alone) or SIGUSR1s (forwarded by mpirun to every rank) are one clean stop
+     * (train/stop_signal.c). The check after it closes the race of a parent that died before
+     * prctl. */
+    if (prctl(PR_SET_PDEATHSIG, pdeath_sig) != 0) child_fail("prctl", NULL);
     if (getppid() != parent) _exit(75);
     /* Signal mask and ignored signals survive exec: mocod's own (a blocked SIGTERM, an
      * ignored SIGPIPE) must not leak into the worker, or pause would never reach it. */
@@ -93,19 +94,20 @@ static void child_run(const char *program, char *const argv[], char *const envp[
                                 SIGUSR2};
     for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++) signal(reset[i], SIG_DFL);
     if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0 ||
-        dup2(events_fd, 3) < 0)
+        (events_fd >= 0 && dup2(events_fd, 3) < 0))
         child_fail("dup2", NULL);
     /* Nothing else of mocod's: the database, the listening socket, other workers' pipes. */
-    if (close_range(4, ~0U, 0) != 0)
-        for (long fd = 4; fd < max_fd; fd++) close((int)fd);
+    unsigned first = events_fd >= 0 ? 4 : 3;
+    if (close_range(first, ~0U, 0) != 0)
+        for (long fd = first; fd < max_fd; fd++) close((int)fd);
     if (chdir(cwd) != 0) child_fail("chdir", cwd);
     execve(program, argv, envp);
     child_fail("cannot execute", program);
 }
 
 int worker_spawn(Worker *w, const char *program, char *const argv[], char *const envp[],
-                 const char *log_path, const char *events_path, const char *cwd, char *err,
-                 size_t errlen)
+                 const char *log_path, const char *events_path, int events_fd3, const char *cwd,
+                 char *err, size_t errlen)
 {
     int null_fd = move_high(open("/dev/null", O_RDONLY | O_CLOEXEC));
     int log_fd = move_high(open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
@@ -125,7 +127,9 @@ int worker_spawn(Worker *w, const char *program, char *const argv[], char *const
         snprintf(err, errlen, "cannot start a worker process (fork): %s", strerror(errno));
         goto fail;
     }
-    if (pid == 0) child_run(program, argv, envp, cwd, null_fd, log_fd, ev_fd, parent, max_fd);
+    if (pid == 0)
+        child_run(program, argv, envp, cwd, null_fd, log_fd, events_fd3 ? ev_fd : -1,
+                  w->ranks > 1 ? SIGUSR1 : SIGHUP, parent, max_fd);
     /* Also from this side: a signal sent before the child ran setpgid must find the group. */
     setpgid(pid, pid);
     close(null_fd);
@@ -277,9 +281,20 @@ int worker_poll_exit(Worker *w)
 void worker_signal(Worker *w, int sig)
 {
     if (w->exited || w->pid <= 0) return;
-    if (sig == SIGTERM) w->sent_term = 1;
+    if (sig == w->stop_signal) w->sent_stop = 1;
     if (sig == SIGKILL) w->sent_kill = 1;
     if (kill(-w->pid, sig) != 0 && errno == ESRCH) kill(w->pid, sig);
+}
+
+void worker_request_stop(Worker *w)
+{
+    if (w->sent_stop) return;
+    worker_signal(w, w->stop_signal ? w->stop_signal : SIGTERM);
+    w->sent_stop = 1;
+    if (w->ranks > 1) {
+        w->resend_gap = 1.0;
+        w->resend_at = monotonic_now() + w->resend_gap;
+    }
 }
 
 void worker_free(Worker *w)

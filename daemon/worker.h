@@ -1,17 +1,31 @@
-/* worker.h — one moco-train process that runs a job: start it, read its events, notice its
- * end, signal it.
+/* worker.h — one worker that runs a job: start it, read its events, notice its end, signal it.
  *
- * The worker runs in its own process group (signals reach it and anything it starts), with
- * stdin from /dev/null, stdout and stderr appended to the job's log.txt, its events on fd 3
- * and no other descriptor of mocod, and PR_SET_PDEATHSIG SIGHUP: if mocod dies (kill -9),
- * the worker is asked to checkpoint and stop like on a pause, so the next mocod resumes it.
+ * A worker is moco-train alone, or mpirun with one moco-train per rank (a multi-rank
+ * pretraining, launch_command.h). It runs in its own process group (signals reach it and
+ * anything it starts in that group), with stdin from /dev/null, stdout and stderr appended to
+ * the job's log.txt, and no other descriptor of mocod. moco-train alone gets its events file
+ * as fd 3; under mpirun, which replaces a rank's descriptors above 2, rank 0 opens the file by
+ * name (--events-file).
  *
- * Events (JSON lines, DESIGN §4 "Job events") go to fd 3, which is the job's events.jsonl
- * opened for appending, not a pipe: a pipe loses whatever the worker writes after mocod died
- * (the step it finishes on SIGTERM, its last checkpoint), and the history would have a hole
- * where the model has none. From a file the next mocod reads what it missed, starting at the
- * offset the database says was applied (worker_events.c stores it with each event's effects).
- * mocod reads the file as it grows; the supervisor looks at it several times a second.
+ * Clean stop (cancel, pause, mocod's shutdown): moco-train alone gets SIGTERM. mpirun gets
+ * SIGUSR1, which it forwards at once, unchanged, to every rank (moco-train takes it as a
+ * clean stop, like SIGTERM); mpirun exits with the ranks' status (3 when they stopped). A
+ * SIGTERM to mpirun would not do: mpirun reaches the ranks only after its
+ * odls_base_sigkill_timeout, and exits 1 whatever they did (OpenMPI 4.1.4, tried). Ranks are
+ * process groups of their own, so the SIGKILL past the grace period goes to the worker's
+ * group and to every process of the job (job_procs.h).
+ *
+ * Parent death: PR_SET_PDEATHSIG makes a kill -9 of mocod a clean stop, as a pause would be,
+ * so the next mocod resumes the job: SIGHUP for moco-train alone, SIGUSR1 for mpirun (which
+ * turns SIGHUP into a late SIGTERM, as above). Either may come several times (see worker.c);
+ * moco-train takes repeats as one request.
+ *
+ * Events (JSON lines, DESIGN §4 "Job events") go to the job's events.jsonl, opened for
+ * appending, not to a pipe: a pipe loses whatever the worker writes after mocod died (the step
+ * it finishes when stopping, its last checkpoint), and the history would have a hole where the
+ * model has none. From a file the next mocod reads what it missed, starting at the offset the
+ * database says was applied (worker_events.c stores it with each event's effects). mocod reads
+ * the file as it grows; the supervisor looks at it several times a second.
  * Everything here runs on the supervisor thread (or in recovery, before it starts).
  */
 #ifndef MOCOD_WORKER_H
@@ -47,9 +61,13 @@ typedef struct {
     int overlong;           /* inside a line longer than the limit: dropped */
     int n_gpus;
     int gpus[WORKER_MAX_GPUS];
+    int ranks;              /* 1: moco-train alone; > 1: mpirun and that many ranks */
+    int stop_signal;        /* the clean stop: SIGTERM, or SIGUSR1 for mpirun */
     WorkerRequest request;
-    int sent_term, sent_kill; /* signals mocod sent */
-    double kill_at;         /* monotonic seconds when SIGKILL follows the SIGTERM; 0 none */
+    int sent_stop, sent_kill; /* signals mocod sent: the clean stop, SIGKILL */
+    double kill_at;         /* monotonic seconds when SIGKILL follows the stop; 0 none */
+    double strays_since;    /* mpirun ended while ranks of its job still ran; 0 none */
+    double resend_at, resend_gap; /* mpirun: when the stop signal goes again; 0 never */
     int exited, status;     /* waitpid status once exited */
     /* progress bookkeeping of the supervisor */
     int started;            /* the `start` event was seen */
@@ -59,13 +77,14 @@ typedef struct {
 } Worker;
 
 /* Starts program with argv/envp (NULL-terminated; envp complete) for job w->job. log_path is
- * opened for appending (created 0644) as stdout and stderr, events_path (created empty,
- * truncated) for appending as fd 3 and, separately, for reading into w->events_fd. cwd is the
- * working directory. Fills w->pid. 0, or -1 with err (fork or a file failing; an exec failure
- * shows up as exit status 127 with the reason in the log). */
+ * opened for appending (created 0644) as stdout and stderr; events_path is created empty
+ * (truncated), opened for reading into w->events_fd and, when events_fd3, for appending as the
+ * worker's fd 3. cwd is the working directory. w->ranks and w->stop_signal must be set (the
+ * parent-death signal follows them). Fills w->pid. 0, or -1 with err (fork or a file failing;
+ * an exec failure shows up as exit status 127 with the reason in the log). */
 int worker_spawn(Worker *w, const char *program, char *const argv[], char *const envp[],
-                 const char *log_path, const char *events_path, const char *cwd, char *err,
-                 size_t errlen);
+                 const char *log_path, const char *events_path, int events_fd3, const char *cwd,
+                 char *err, size_t errlen);
 
 /* Opens events_path for reading at offset into w->events_fd (w->consumed = offset), for a
  * worker mocod did not start (recovery). 0, or -1 when the file cannot be opened. */
@@ -85,8 +104,13 @@ int worker_read(Worker *w, WorkerLineFn on_line, void *ctx, int at_end);
 /* 1 when the worker has exited (w->exited, w->status set), else 0. Never blocks. */
 int worker_poll_exit(Worker *w);
 
-/* Sends sig to the worker's process group (SIGTERM and SIGKILL are recorded). */
+/* Sends sig to the worker's process group (its stop signal and SIGKILL are recorded). */
 void worker_signal(Worker *w, int sig);
+
+/* Asks the worker to checkpoint and stop: its stop_signal, once (for mpirun, repeated by the
+ * supervisor a few times with growing gaps: mpirun forwards a signal only to ranks that
+ * already run, and one that comes while it launches them is lost). */
+void worker_request_stop(Worker *w);
 
 /* Frees buffers and closes the pipe (not the process). */
 void worker_free(Worker *w);

@@ -1,8 +1,10 @@
 /* worker_exit.c — from a worker's exit status to its job's next state; see worker_exit.h. */
 #include "daemon/worker_exit.h"
 
+#include <ctype.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -19,6 +21,79 @@ void describe_wait_status(int status, char *buf, size_t n)
                  strsignal(WTERMSIG(status)));
     else
         snprintf(buf, n, "ended with wait status 0x%x", (unsigned)status);
+}
+
+int mpirun_rank_status(int status)
+{
+    if (!WIFEXITED(status)) return status;
+    int code = WEXITSTATUS(status);
+    if (code <= 128 || code > 128 + 64) return status;
+    return code - 128; /* a wait status whose low 7 bits are the signal: WIFSIGNALED */
+}
+
+/* A line of at least 10 dashes and nothing else: the frame of mpirun's notices. */
+static int is_frame(const char *line, size_t len)
+{
+    size_t dashes = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (line[i] == '-') dashes++;
+        else if (line[i] != '\n' && line[i] != '\r' && line[i] != ' ') return 0;
+    }
+    return dashes >= 10;
+}
+
+/* "[host:1234] ..." from OpenMPI's runtime (help aggregation, its crash handler). */
+static int is_runtime_line(const char *line, size_t len)
+{
+    if (len < 4 || line[0] != '[') return 0;
+    const char *close = memchr(line, ']', len < 128 ? len : 128);
+    const char *colon = memchr(line, ':', len < 128 ? len : 128);
+    if (!close || !colon || colon > close) return 0;
+    for (const char *q = colon + 1; q < close; q++)
+        if (!isdigit((unsigned char)*q)) return 0;
+    return 1;
+}
+
+static void keep_last_lines(char *text, int max_lines)
+{
+    size_t n = strlen(text);
+    while (n > 0 && text[n - 1] == '\n') text[--n] = '\0';
+    size_t start = n;
+    int lines = 0;
+    while (start > 0) {
+        if (text[start - 1] == '\n' && ++lines == max_lines) break;
+        start--;
+    }
+    memmove(text, text + start, n - start + 1);
+}
+
+void mpirun_strip_chatter(char *text, int max_lines)
+{
+    if (!text) return;
+    size_t total = strlen(text);
+    char *kept = malloc(total + 1);
+    if (kept) {
+        size_t n = 0;
+        int in_box = 0, kept_any = 0;
+        for (const char *p = text; *p;) {
+            const char *nl = strchr(p, '\n');
+            size_t len = nl ? (size_t)(nl - p) + 1 : strlen(p);
+            int frame = is_frame(p, len);
+            int drop = frame || in_box || is_runtime_line(p, len) ||
+                       strncmp(p, "mpirun: Forwarding signal", 25) == 0;
+            if (frame) in_box = !in_box;
+            if (!drop) {
+                for (size_t i = 0; i < len; i++) kept_any |= !isspace((unsigned char)p[i]);
+                memcpy(kept + n, p, len);
+                n += len;
+            }
+            p += len;
+        }
+        kept[n] = '\0';
+        if (kept_any) memcpy(text, kept, n + 1); /* n <= total: fits */
+        free(kept);
+    }
+    keep_last_lines(text, max_lines);
 }
 
 static void with_tail(WorkerExitOutcome *out, const char *what, const char *tail)
