@@ -184,4 +184,6 @@ install: all
 clean:
 	rm -rf build
 
--include $(LIB_OBJS:.o=.d) $(MOCOD_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_BINS:$(BUILD)/tests/%=$(BUILD)/obj/tests/c/%.d)
+# Programs' *_main.o depend on headers too (a struct that grows must rebuild them).
+-include $(LIB_OBJS:.o=.d) $(MOCOD_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(TEST_BINS:$(BUILD)/tests/%=$(BUILD)/obj/tests/c/%.d) \
+         $(patsubst %.c,$(BUILD)/obj/%.d,$(wildcard train/*_main.c daemon/*_main.c cli/*_main.c bench/*_main.c tests/tools/*_main.c))

@@ -135,6 +135,11 @@ static void mpi_abort(Comm *c, int code)
 
 static void mpi_finalize(Comm *c)
 {
+    /* Everything is saved by now. When the first rank to exit does so with a non-zero status
+     * (3: stopped), mpirun aborts the job and SIGTERMs the others; a rank still here must not
+     * take that for a second, impatient stop request and die of it. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     MPI_Finalize();
     free(c);
 }
