@@ -214,20 +214,20 @@ static void key_forward(Moco *m, const float *im_k, const int32_t *perm)
     Comm *c = m->comm;
     const int n = m->n, N = m->N, dim = m->dim;
     const size_t img = (size_t)m->size * m->size * 3;
-    double t = step_profile_begin();
-    const float *key_in = im_k;
+    const float *key_in = im_k, *all = im_k;
+    double t;
+    if (perm && c->size > 1) {
+        t = step_profile_begin();
+        comm_allgather(c, im_k, m->im_all, (size_t)n * img * sizeof(float));
+        step_profile_end(OP_COMM, t);
+        all = m->im_all;
+    }
     if (perm) {
-        const float *all = im_k;
-        if (c->size > 1) {
-            double tc = step_profile_begin();
-            comm_allgather(c, im_k, m->im_all, (size_t)n * img * sizeof(float));
-            step_profile_end(OP_COMM, tc);
-            all = m->im_all;
-        }
+        t = step_profile_begin();
         shuffle_take_rows(all, perm, c->rank, n, img, m->im_shuffled);
+        step_profile_end(OP_COPY, t);
         key_in = m->im_shuffled;
     }
-    step_profile_end(OP_COPY, t);
     step_profile_phase(PHASE_KEY_FWD);
     const float *zk = resnet_forward(m->enc_k, key_in, n, 1);
     step_profile_phase(PHASE_STEP_REST);
