@@ -5,13 +5,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static DieHook die_hook;
 static DieExit die_exit;
+static int message_rank;
+/* How long a rank other than 0 waits before reporting its fatal error. */
+#define OTHER_RANK_DIE_DELAY_US 2000000
 
 void set_die_hook(DieHook hook) { die_hook = hook; }
 void set_die_exit(DieExit fn) { die_exit = fn; }
+void set_message_rank(int rank) { message_rank = rank; }
+
+/* "rank 3: " for ranks other than 0, else "". */
+static const char *rank_prefix(char *buf, size_t len)
+{
+    if (message_rank <= 0) return "";
+    snprintf(buf, len, "rank %d: ", message_rank);
+    return buf;
+}
 
 void die(const char *fmt, ...)
 {
@@ -25,7 +38,12 @@ void die(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "moco-train: error: %s\n", message);
+    char rank[32];
+    if (message_rank > 0) { /* the whole delay, though mpirun's abort SIGTERMs us first */
+        struct timespec left = {OTHER_RANK_DIE_DELAY_US / 1000000, OTHER_RANK_DIE_DELAY_US % 1000000 * 1000};
+        while (nanosleep(&left, &left) != 0) {}
+    }
+    fprintf(stderr, "moco-train: %serror: %s\n", rank_prefix(rank, sizeof rank), message);
     if (die_hook) {
         DieHook hook = die_hook;
         die_hook = NULL; /* a hook that fails must not recurse */
@@ -39,7 +57,8 @@ void warn(const char *fmt, ...)
 {
     /* One write per warning, so that lines from several threads never interleave. */
     char line[2048];
-    int n = snprintf(line, sizeof line, "moco-train: warning: ");
+    char rank[32];
+    int n = snprintf(line, sizeof line, "moco-train: %swarning: ", rank_prefix(rank, sizeof rank));
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);

@@ -25,6 +25,10 @@ void set_die_hook(DieHook hook);
  * ending (a multi-rank run aborts every rank, so that none waits for the dead one). */
 typedef void (*DieExit)(int code);
 void set_die_exit(DieExit fn);
+/* In a multi-rank run: messages of ranks other than 0 name their rank, and their fatal errors
+ * wait a moment before printing, so that an error every rank meets (a bad config) is told once,
+ * by rank 0, whose abort ends the others first. */
+void set_message_rank(int rank);
 
 MOCO_NORETURN void die(const char *fmt, ...) MOCO_PRINTF(1, 2);
 void warn(const char *fmt, ...) MOCO_PRINTF(1, 2);

@@ -53,6 +53,7 @@ Comm *comm_init(void)
 {
     world = comm_mpi_started() ? comm_mpi_create() : comm_single();
     set_die_exit(abort_all_ranks);
+    if (world->size > 1) set_message_rank(world->rank);
     return world;
 }
 

@@ -357,8 +357,8 @@ int pretrain_main(const CliArgs *args)
     }
 
     int64_t total_steps = (int64_t)cfg.optim.epochs * batches;
-    Progress progress;
-    progress_init(&progress, total_steps);
+    Progress progress; /* the ETA counts to where this run will stop */
+    progress_init(&progress, cfg.log.max_steps > 0 && cfg.log.max_steps < total_steps ? cfg.log.max_steps : total_steps);
     events_set_position(cur.step, cur.next_epoch);
     cJSON *start = event_new("start");
     cJSON_AddStringToObject(start, "job", "pretrain");
@@ -369,9 +369,12 @@ int pretrain_main(const CliArgs *args)
     cJSON_AddStringToObject(start, "backend", kernels_backend_name());
     cJSON_AddBoolToObject(start, "resumed", resuming);
     cJSON_AddNumberToObject(start, "ranks", comm->size);
-    char hosts[1024];
+    char hosts[1024], words[1024];
     comm_hosts(comm, hosts, sizeof hosts);
-    cJSON_AddStringToObject(start, "hosts", hosts);
+    snprintf(words, sizeof words, "%s", hosts);
+    cJSON *host_list = cJSON_AddArrayToObject(start, "hosts");
+    for (char *save = NULL, *h = strtok_r(words, " ", &save); h; h = strtok_r(NULL, " ", &save))
+        cJSON_AddItemToArray(host_list, cJSON_CreateString(h));
     events_emit(start);
     if (lead)
         fprintf(stderr, "pretrain: %s %s, %d images in %d classes, batch %d, K %d, %d epochs x %d steps, backend %s%s\n",

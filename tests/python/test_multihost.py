@@ -279,10 +279,10 @@ def test_two_hosts_match_local_ranks_bit_for_bit(two_hosts):
             rc, out = _run_loopback_tcp(net_dir)
         start, net_losses = _check_run(rc, out, net_dir, what)
         if two_hosts is not None:
-            want = f"{two_hosts['ns_a']} {two_hosts['ns_b']}"
+            want = [two_hosts['ns_a'], two_hosts['ns_b']]
             assert start["hosts"] == want, f"hosts {start['hosts']!r}, expected {want!r}"
             with open(os.path.join(net_dir, "rank.0.log")) as f:
-                assert f"pretrain: ranks run on (in rank order): {want}\n" in f.read()
+                assert f"pretrain: ranks run on (in rank order): {' '.join(want)}\n" in f.read()
 
         rc, out = _run_local(local_dir)
         _, local_losses = _check_run(rc, out, local_dir, "two local ranks")
