@@ -121,6 +121,13 @@ static void build_env(StrList *env, const LaunchRequest *req, int multi)
         list_add(env, *e);
     }
     list_add_owned(env, cuda_entry(req->gpus, req->n_gpus));
+    if (multi) {
+        /* mpirun's parent-death SIGUSR1 is lost when mocod dies before the ranks exist; the
+         * ranks also watch mocod themselves and stop cleanly when it is gone. */
+        char watch[64];
+        snprintf(watch, sizeof watch, "MOCO_STOP_WHEN_GONE=%ld", (long)getpid());
+        list_add_owned(env, strdup(watch));
+    }
     if (root_vars) {
         list_add(env, "OMPI_ALLOW_RUN_AS_ROOT=1");
         list_add(env, "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1");

@@ -95,6 +95,12 @@ int align_main(int argc, char **argv)
 
     Comm *comm = comm_init();
     const int R = comm->size, rank = comm->rank;
+    char ranks_set[48]; /* the launcher's rank count, for the config's per-rank checks */
+    snprintf(ranks_set, sizeof ranks_set, "resources.ranks=%d", R);
+    if (R > 1) {
+        if (n_over == MAX_OVERRIDES) return usage_error("align: more than %d --set options", MAX_OVERRIDES - 1);
+        overrides[n_over++] = ranks_set;
+    }
     char err[1024];
     JobConfig cfg;
     /* The batch file holds the images: no data folder is needed. */

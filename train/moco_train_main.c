@@ -46,6 +46,7 @@ static int usage_error(const char *msg)
  * event of the run after one warning. */
 static int check_events_fd(CliArgs *a)
 {
+    if (a->events_file && comm_launcher_rank() > 0) return 0; /* rank 0 alone writes events */
     if (a->events_file) { /* appended: a resumed run continues the same file */
         a->events_fd = open(a->events_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (a->events_fd < 0) {
@@ -57,6 +58,11 @@ static int check_events_fd(CliArgs *a)
     int fd = a->events_fd;
     if (fd < 0) return 0;
     int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 && comm_mpi_started()) {
+        fprintf(stderr, "moco-train: --events-fd %d: mpirun does not pass descriptors above 2 to "
+                "the ranks; use --events-file PATH instead\n", fd);
+        return -1;
+    }
     if (flags < 0) {
         fprintf(stderr, "moco-train: --events-fd %d is not an open file descriptor (the caller "
                 "must pass it open for writing, e.g. 3>events.jsonl)\n", fd);

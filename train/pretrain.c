@@ -265,7 +265,8 @@ static void warn_if_ranks_changed(const StFile *resumed, const CheckpointCursor 
     cJSON *ranks = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, "resources"), "ranks");
     if (comm->rank == 0 && cJSON_IsNumber(ranks) && ranks->valueint != comm->size && cur->next_batch > 0)
         warn("the checkpoint was written by %d ranks mid-epoch and %d now resume it: the rest of "
-             "epoch %d visits the images in another order than an uninterrupted run would",
+             "epoch %d visits the images in another order than an uninterrupted run would (and "
+             "is skipped if the new layout has fewer batches than were done)",
              ranks->valueint, comm->size, cur->next_epoch + 1);
     cJSON_Delete(spec);
 }
@@ -299,11 +300,11 @@ static void print_end(const JobConfig *cfg, int stopped, int64_t step, double ru
 int pretrain_main(const CliArgs *args)
 {
     char err[2048];
+    stop_handlers_install(); /* first: a stop that comes while MPI starts is kept, not fatal */
     Comm *comm = comm_init();
     const int lead = comm->rank == 0; /* prints, writes events and checkpoints */
     progress_quiet = !lead;
     events_open(lead ? args->events_fd : -1);
-    stop_handlers_install();
 
     StFile resumed;
     CheckpointCursor cur = {0, 0, 0, 0};
@@ -411,7 +412,7 @@ int pretrain_main(const CliArgs *args)
             MocoStepStats s = moco_train_step(m, b->view[0], b->view[1], perm, (float)lr);
             /* Every rank must leave the loop at the same step: a signal that reached one rank
              * (or reached them between different steps) stops all of them here. */
-            int stop_now = comm_any(comm, stop_requested);
+            int stop_now = comm_any(comm, stop_requested || stop_watched_process_gone());
             /* Stop before a diverged state is checkpointed: with keep_last, NaN checkpoints
              * would otherwise replace the last good ones. */
             if (!isfinite(s.loss))
@@ -452,11 +453,15 @@ int pretrain_main(const CliArgs *args)
         }
         if (mid_epoch_stop) break;
         if (lead) progress_break(&progress);
-        if (whole.steps > 0) window_reduce(comm, &whole);
+        double skipped_all = loader_skipped(loader); /* each rank reads its own shard's files */
+        if (whole.steps > 0) {
+            window_reduce(comm, &whole);
+            comm_allreduce_sum_f64(comm, &skipped_all, 1);
+        }
         if (lead && whole.steps > 0) { /* none when resumed at the epoch's end */
             char took[32];
             format_duration(wall_time() - epoch_start, took, sizeof took);
-            int skipped = loader_skipped(loader);
+            int skipped = (int)skipped_all;
             /* After a mid-epoch resume the means cover only the steps run in this process. */
             fprintf(stderr, "epoch %d/%d done in %s%s: loss %.4f  acc1 %.2f  acc5 %.2f  unreadable files skipped: %d\n",
                     epoch + 1, cfg.optim.epochs, took, first > 0 ? " (means over the steps since resume)" : "",
@@ -485,7 +490,7 @@ int pretrain_main(const CliArgs *args)
         if (saved && lead) save_checkpoint(m, &cfg, &cur);
         if (knn_monitor && !stopped && (epoch + 1) % cfg.eval.knn_every_epochs == 0) {
             run_knn_monitor(m, &cfg, &folder, &val, local, epoch, lead);
-            if (comm_any(comm, stop_requested) && !last) { /* signalled during the monitor */
+            if (comm_any(comm, stop_requested || stop_watched_process_gone()) && !last) { /* signalled during the monitor */
                 if (!saved && lead) save_checkpoint(m, &cfg, &cur);
                 stopped = 1;
                 break;

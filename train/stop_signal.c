@@ -1,6 +1,8 @@
 /* stop_signal.c — the clean-stop flag set by SIGTERM/SIGINT/SIGHUP/SIGUSR1; see stop_signal.h. */
 #include "train/stop_signal.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 volatile sig_atomic_t stop_requested;
@@ -42,4 +44,46 @@ void stop_handlers_install(void)
     /* Past a file-size limit (ulimit -f) a write fails with EFBIG and the save reports it,
      * naming the checkpoint, instead of the process dying of SIGXFSZ mid-write. */
     signal(SIGXFSZ, SIG_IGN);
+}
+
+/* State and start time (field 3 and 22 of /proc/PID/stat), or -1 when there is no such process.
+ * The start time tells a reused pid from the process we watch. */
+static long long process_start_time(long pid, char *state)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+    if (!p || p[1] != ' ') return -1;
+    *state = p[2];
+    p += 3;
+    for (int field = 4; field < 22; field++) { /* skip to field 22 */
+        p = strchr(p + 1, ' ');
+        if (!p) return -1;
+    }
+    return strtoll(p + 1, NULL, 10);
+}
+
+int stop_watched_process_gone(void)
+{
+    static int init, watching;
+    static long pid;
+    static long long started;
+    if (!init) {
+        init = 1;
+        const char *v = getenv("MOCO_STOP_WHEN_GONE");
+        char state = 0;
+        pid = v ? strtol(v, NULL, 10) : 0;
+        started = pid > 0 ? process_start_time(pid, &state) : -1;
+        watching = pid > 0;
+        if (watching && (started < 0 || state == 'Z' || state == 'X')) return 1; /* gone already */
+    }
+    if (!watching) return 0;
+    char state = 0;
+    long long now = process_start_time(pid, &state);
+    return now < 0 || now != started || state == 'Z' || state == 'X';
 }

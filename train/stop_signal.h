@@ -16,4 +16,10 @@ extern volatile sig_atomic_t stop_requested;
  * save fail with a message instead of killing the process mid-write. */
 void stop_handlers_install(void);
 
+/* MOCO_STOP_WHEN_GONE=PID in the environment (mocod sets it for the ranks of a multi-rank job):
+ * 1 once that process has ended (or is a zombie), a clean-stop request like a signal. mpirun's
+ * parent-death signal cannot reach ranks that did not exist yet; this closes that window.
+ * 0 when the variable is not set. */
+int stop_watched_process_gone(void);
+
 #endif

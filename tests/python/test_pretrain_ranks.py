@@ -119,3 +119,31 @@ def test_batch_that_does_not_split_over_ranks_is_refused(tmp_path):
                        ["--set", "optim.batch_size=63", "--set", "moco.k=63"]), timeout=120)
     assert rc != 0
     assert "optim.batch_size" in out and "2 ranks" in out, out[-2000:]
+
+
+def test_ranks_stop_when_the_watched_process_is_gone(tmp_path):
+    """mocod gives its multi-rank jobs MOCO_STOP_WHEN_GONE=<mocod's pid>: a SIGUSR1 that mpirun
+    gets before its ranks exist is lost, so the ranks watch mocod themselves. Here a stand-in
+    process is watched and killed after the first steps: every rank must stop at the same step
+    with a checkpoint and status 3, long before log.max_steps."""
+    folder = subset(tmp_path)
+    watched = subprocess.Popen(["sleep", "600"])
+    ev = tmp_path / "w.jsonl"
+    cmd = args(folder, tmp_path / "w", ev, ["--set", "log.max_steps=40"])
+    p = subprocess.Popen(mpirun_cmd(2, cmd), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, env=mpirun_env({"MOCO_STOP_WHEN_GONE": str(watched.pid)}))
+    deadline = time.time() + 240
+    while time.time() < deadline and p.poll() is None:
+        if ev.exists() and len(losses(read_events(ev))) >= 2:
+            break
+        time.sleep(0.2)
+    watched.kill()
+    watched.wait()  # reaped: gone, not a zombie
+    out, _ = p.communicate(timeout=240)
+    assert p.returncode == 3, out[-3000:]
+    events = read_events(ev)
+    stopped_at = max(losses(events))
+    assert stopped_at < 40
+    assert events[-1]["kind"] == "done" and events[-1]["status"] == "stopped"
+    assert [c.name for c in (tmp_path / "w").glob("ckpt-*.safetensors")] == \
+        [f"ckpt-e{(stopped_at) // 4:04d}-s{stopped_at:09d}.safetensors"]
