@@ -8,6 +8,7 @@ a few of the shipped real images (datasets/cifar10-small) that runs in seconds o
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 import urllib.error
@@ -184,3 +185,27 @@ class Mocod:
             time.sleep(0.1)
         raise AssertionError(f"job {job_id} not in {states} after {timeout}s: {job}\n"
                              + self.stderr()[-2000:])
+
+
+def wait_until(m, job_id, pred, timeout=120, what="condition"):
+    """Polls the job until pred(job) holds; fails early when the job ended without it."""
+    deadline = time.time() + timeout
+    job = None
+    while time.time() < deadline:
+        job = m.job(job_id)
+        if pred(job):
+            return job
+        if job["state"] in ("completed", "failed", "canceled"):
+            break
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id}: {what} never held: {job}\n{m.stderr()[-3000:]}")
+
+
+def db_steps(state_dir, job_id, key="loss"):
+    """The steps of a job's stored metric `key`, in order, read from mocod's SQLite file."""
+    con = sqlite3.connect(str(state_dir / "mocod.db"), timeout=10)
+    try:
+        return [s for (s,) in con.execute(
+            "SELECT step FROM metrics WHERE job = ? AND key = ? ORDER BY step", (job_id, key))]
+    finally:
+        con.close()

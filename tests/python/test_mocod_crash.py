@@ -13,16 +13,8 @@ import signal
 import sqlite3
 import time
 
-from mocod_harness import Mocod, make_tiny_dataset, tiny_job
+from mocod_harness import Mocod, db_steps, make_tiny_dataset, tiny_job
 
-
-def db_steps(state_dir, job_id, key="loss"):
-    con = sqlite3.connect(str(state_dir / "mocod.db"), timeout=10)
-    try:
-        return [s for (s,) in con.execute(
-            "SELECT step FROM metrics WHERE job = ? AND key = ? ORDER BY step", (job_id, key))]
-    finally:
-        con.close()
 
 
 def healthy(m):

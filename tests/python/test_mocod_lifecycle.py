@@ -9,9 +9,8 @@ epoch on 40 images), so the module takes about a minute on one core.
 """
 import hashlib
 import sqlite3
-import time
 
-from mocod_harness import Mocod, make_tiny_dataset, tiny_job
+from mocod_harness import Mocod, make_tiny_dataset, tiny_job, wait_until
 
 
 def db_points(state_dir, job_id, key="loss"):
@@ -23,18 +22,6 @@ def db_points(state_dir, job_id, key="loss"):
     finally:
         con.close()
 
-
-def wait_until(m, job_id, pred, timeout=120, what="condition"):
-    deadline = time.time() + timeout
-    job = None
-    while time.time() < deadline:
-        job = m.job(job_id)
-        if pred(job):
-            return job
-        if job["state"] in ("completed", "failed", "canceled"):
-            break
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id}: {what} never held: {job}\n{m.stderr()[-2000:]}")
 
 
 def states(job):

@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from mocod_harness import MOCO_TRAIN, Mocod, make_tiny_dataset, tiny_job
+from mocod_harness import MOCO_TRAIN, Mocod, db_steps, make_tiny_dataset, tiny_job, wait_until
 from mpi_tools import MPIRUN
 
 needs_mpirun = pytest.mark.skipif(MPIRUN is None, reason="mpirun is not installed (Debian: openmpi-bin)")
@@ -34,14 +34,6 @@ def ranks_job(data, epochs, name="ranks", **overrides):
     spec["name"] = name
     return spec
 
-
-def db_steps(state_dir, job_id, key="loss"):
-    con = sqlite3.connect(str(state_dir / "mocod.db"), timeout=10)
-    try:
-        return [s for (s,) in con.execute(
-            "SELECT step FROM metrics WHERE job = ? AND key = ? ORDER BY step", (job_id, key))]
-    finally:
-        con.close()
 
 
 def cmdline(pid):
@@ -67,18 +59,6 @@ def job_processes(state_dir, job_id):
 def ranks_of(procs):
     return [pid for pid, argv in procs.items() if os.path.basename(argv[0]) == "moco-train"]
 
-
-def wait_until(m, job_id, pred, timeout=120, what="condition"):
-    deadline = time.time() + timeout
-    job = None
-    while time.time() < deadline:
-        job = m.job(job_id)
-        if pred(job):
-            return job
-        if job["state"] in ("completed", "failed", "canceled"):
-            break
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id}: {what} never held: {job}\n{m.stderr()[-3000:]}")
 
 
 def wait_for_both_ranks(m, state, job_id):
