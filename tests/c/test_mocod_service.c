@@ -82,6 +82,7 @@ static int setup(void **state)
     cfg.grace_period_s = 2;
     cfg.max_restarts = 3;
     snprintf(cfg.moco_train, sizeof cfg.moco_train, "%s", path);
+    snprintf(cfg.mpirun, sizeof cfg.mpirun, "mpirun"); /* the default of daemon_config.c */
     return 0;
 }
 
