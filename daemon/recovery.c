@@ -3,11 +3,9 @@
  * A mocod that died (kill -9, a crash, power loss) leaves jobs in starting, running, pausing
  * or canceling. Their workers got their parent-death signal (SIGHUP; mpirun SIGUSR1, which it
  * forwards to its ranks: worker.h) and are writing a checkpoint and stopping; two workers of
- * one job must never run at once, so each recorded pid that is still alive and still this
- * job's worker (its command line names the job's folder: a reused pid of an unrelated process
- * is left alone), and every other process of the job (the ranks of an mpirun worker, which
- * run in process groups of their own: job_procs.h), is waited for up to grace_period_s, then
- * killed. No SIGTERM is sent: a second one would make moco-train stop without its checkpoint.
+ * one job must never run at once, so every process of the job still alive (the old worker,
+ * the ranks of an mpirun worker, which run in process groups of their own: job_procs.h) is
+ * waited for up to grace_period_s, then killed. No SIGTERM is sent: a second one would make moco-train stop without its checkpoint.
  * Then the events the old worker wrote after the last one the old mocod applied (its last
  * metrics, its last checkpoint) are applied from the job's events.jsonl, so the history ends
  * where the checkpoint the job resumes from does. Then: canceling → canceled; a job whose
@@ -30,55 +28,14 @@
 #include "daemon/job_procs.h"
 #include "daemon/json_util.h"
 
-/* 1 when the folder part of arg (an absolute path "DIR/file") is the folder `job_dir` points
- * at (same device and inode), however either is spelled. */
-static int arg_in_folder(const char *arg, const struct stat *job_dir)
-{
-    const char *slash = strrchr(arg, '/');
-    if (arg[0] != '/' || !slash) return 0;
-    char dir[DAEMON_PATH_MAX + 64];
-    size_t len = slash == arg ? 1 : (size_t)(slash - arg);
-    if (len >= sizeof dir) return 0;
-    memcpy(dir, arg, len);
-    dir[len] = '\0';
-    struct stat st;
-    return stat(dir, &st) == 0 && st.st_dev == job_dir->st_dev && st.st_ino == job_dir->st_ino;
-}
-
-/* 1 when pid runs and its command line names a file in the job's folder (its --config
- * STATE/jobs/<id>/spec.json). The folder is compared by inode, not by text: the previous mocod
- * may have been started with another spelling of the same state directory ("/srv/state/",
- * a symlink, "a/../b"), and a worker it left running must still be recognised, or the job
- * would get a second worker while the first one still writes its checkpoint. */
-static int is_old_worker(const Service *s, int64_t job, int64_t pid)
-{
-    if (pid <= 1) return 0;
-    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return 0;
-    char path[64], want[DAEMON_PATH_MAX + 64], buf[16384];
-    snprintf(path, sizeof path, "/proc/%lld/cmdline", (long long)pid);
-    if (service_job_path(s, job, "/", want, sizeof want) != 0) return 0;
-    struct stat job_dir;
-    int have_dir = stat(want, &job_dir) == 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 0; /* a zombie has an empty command line: it is gone */
-    buf[n] = '\0';
-    for (ssize_t i = 0; i < n;) { /* NUL-separated arguments */
-        if (strstr(buf + i, want)) return 1;
-        if (have_dir && arg_in_folder(buf + i, &job_dir)) return 1;
-        i += (ssize_t)strlen(buf + i) + 1;
-    }
-    return 0;
-}
-
-/* 1 while the job's old worker, or any process of the job (its ranks), still runs. */
+/* 1 while any process of the job still runs: the old worker and, under mpirun, every rank.
+ * Each carries `--config STATE/jobs/<id>/spec.json`, matched by the folder's inode however the
+ * previous mocod spelled the state directory (job_procs.h), so a reused pid of an unrelated
+ * process is left alone. */
 static int old_job_alive(const Service *s, const JobRow *r)
 {
     char dir[DAEMON_PATH_MAX + 64];
     pid_t one;
-    if (is_old_worker(s, r->id, r->pid)) return 1;
     return service_job_path(s, r->id, "", dir, sizeof dir) == 0 && job_procs_find(dir, &one, 1) > 0;
 }
 
@@ -105,13 +62,8 @@ static void wait_for_old_workers(Service *s, const JobRow *rows, int n)
         if (!old_job_alive(s, &rows[i])) continue;
         fprintf(stderr, "mocod: job %lld: old worker %lld still runs after %d s; SIGKILL\n",
                 (long long)rows[i].id, (long long)rows[i].pid, s->cfg.grace_period_s);
-        if (is_old_worker(s, rows[i].id, rows[i].pid)) {
-            kill(-(pid_t)rows[i].pid, SIGKILL);
-            kill((pid_t)rows[i].pid, SIGKILL);
-        }
         char dir[DAEMON_PATH_MAX + 64];
-        if (service_job_path(s, rows[i].id, "", dir, sizeof dir) == 0)
-            job_procs_signal(dir, SIGKILL);
+        if (service_job_path(s, rows[i].id, "", dir, sizeof dir) == 0) job_procs_signal(dir, SIGKILL);
     }
     /* SIGKILL is not instant for a process in the middle of I/O. */
     deadline = monotonic_now() + 10;

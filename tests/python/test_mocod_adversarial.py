@@ -189,15 +189,15 @@ def test_restart_under_another_spelling_waits_for_the_old_worker(tmp_path, data_
         worker = wait_first_step(m, job_id)["pid"]
         m.kill9()
         os.kill(worker, signal.SIGKILL)
-        # The previous mocod's worker, as the next mocod finds it: alive, naming a file of the
-        # job's folder on its command line, and deaf to SIGTERM, so that only the new mocod's
+        # The previous mocod's worker, as the next mocod finds it: alive, with the job's
+        # `--config .../spec.json` on its command line as every worker has, and deaf to SIGTERM, so that only the new mocod's
         # SIGKILL after the grace period ends it. (A real worker cannot be kept so reliably:
         # stopped before mocod's death it is woken by the kernel when its process group is
         # orphaned, stopped after it may already have checkpointed and exited.)
         stuck = subprocess.Popen(
             ["/usr/bin/python3", "-c", "import signal, time; signal.signal(signal.SIGTERM, "
              "signal.SIG_IGN); print('ready', flush=True); time.sleep(600)",
-             str(state / "jobs" / str(job_id) / "spec.json")], stdout=subprocess.PIPE)
+             "--config", str(state / "jobs" / str(job_id) / "spec.json")], stdout=subprocess.PIPE)
         assert stuck.stdout.readline() == b"ready\n"
         con = sqlite3.connect(str(state / "mocod.db"), timeout=10)
         with con:
