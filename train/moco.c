@@ -45,6 +45,8 @@ struct Moco {
     size_t export_slot;
 };
 
+static void moco_sync_from_rank0(Moco *m);
+
 static Resnet *build_encoder(const JobConfig *cfg, int local_batch, ParamSet *ps,
                              ResnetMemory memory)
 {
@@ -153,7 +155,7 @@ Moco *moco_create(const JobConfig *cfg, int local_batch, Comm *comm)
 
 /* Every rank holds rank 0's model: parameters, buffers, momentum buffers, queue (DDP
  * broadcasts the module's state from rank 0 when it wraps the model). */
-void moco_sync_from_rank0(Moco *m)
+static void moco_sync_from_rank0(Moco *m)
 {
     Comm *c = m->comm;
     if (c->size == 1) return;
@@ -343,7 +345,6 @@ const float *moco_last_logits(const Moco *m) { return m->logits; }
 const float *moco_last_q(const Moco *m) { return m->q; }
 const float *moco_last_k(const Moco *m) { return m->k; }
 const float *moco_last_k_all(const Moco *m) { return m->k_all; }
-Comm *moco_comm(const Moco *m) { return m->comm; }
 const float *moco_queue(const Moco *m) { return m->queue; }
 int64_t moco_queue_ptr(const Moco *m) { return m->queue_ptr; }
 ParamSet *moco_encoder_q(Moco *m) { return &m->pq; }

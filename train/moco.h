@@ -63,9 +63,6 @@ const float *moco_last_logits(const Moco *m);      /* [local_batch, 1+K], alread
 const float *moco_last_q(const Moco *m);           /* [local_batch, dim] */
 const float *moco_last_k(const Moco *m);           /* [local_batch, dim] (unshuffled) */
 const float *moco_last_k_all(const Moco *m);       /* [global batch, dim], every rank's keys */
-Comm *moco_comm(const Moco *m);
-/* Copies rank 0's whole state (parameters, buffers, optimizer, queue) to every rank. */
-void moco_sync_from_rank0(Moco *m);
 const float *moco_queue(const Moco *m);            /* [dim, K] */
 int64_t moco_queue_ptr(const Moco *m);
 /* encoder_q's tensors by torchvision name: Param.grad holds the last step's gradients. */
